@@ -208,7 +208,10 @@ impl Header {
         }
         let header_length = be_u32(frame, offset::HEADER_LENGTH);
         if header_length as usize + 4 > frame.len() {
-            return Err(DecodeError::HeaderLengthOutOfRange { header_length, len: frame.len() });
+            return Err(DecodeError::HeaderLengthOutOfRange {
+                header_length,
+                len: frame.len(),
+            });
         }
         let type_field = &frame[offset::MESSAGE_TYPE..offset::MESSAGE_TYPE + MESSAGE_TYPE_LEN];
         Ok(Header {
@@ -259,7 +262,9 @@ impl Header {
             return Err(DecodeError::ZeroCreatedDate);
         }
         // The plugin skips the digest when the PayloadLength *field* is 0, whatever follows.
-        if validation == Validation::Client && self.payload_length != 0 && !self.digest_matches(frame)
+        if validation == Validation::Client
+            && self.payload_length != 0
+            && !self.digest_matches(frame)
         {
             return Err(DecodeError::DigestMismatch);
         }
@@ -283,7 +288,10 @@ pub enum Padding {
 
 impl Padding {
     fn of(field: &[u8]) -> Padding {
-        let used = field.iter().rposition(|b| *b != b' ' && *b != 0).map_or(0, |i| i + 1);
+        let used = field
+            .iter()
+            .rposition(|b| *b != b' ' && *b != 0)
+            .map_or(0, |i| i + 1);
         let tail = &field[used..];
         let lead_ok = field.first().is_some_and(|b| *b != b' ' && *b != 0);
         if tail.is_empty() {
@@ -383,7 +391,10 @@ impl MessageType {
 
     /// Whether this type is sequenced and acknowledged (§3.1).
     pub fn is_stream_data(&self) -> bool {
-        matches!(self, MessageType::InputStreamData | MessageType::OutputStreamData)
+        matches!(
+            self,
+            MessageType::InputStreamData | MessageType::OutputStreamData
+        )
     }
 
     /// Reads the 32-byte field as the real readers do: strip NULs, then white space, at both
@@ -555,6 +566,9 @@ fn be_u64(frame: &[u8], at: usize) -> u64 {
 
 fn trim_bytes(bytes: &[u8], strip: impl Fn(u8) -> bool) -> &[u8] {
     let start = bytes.iter().position(|b| !strip(*b)).unwrap_or(bytes.len());
-    let end = bytes.iter().rposition(|b| !strip(*b)).map_or(start, |i| i + 1);
+    let end = bytes
+        .iter()
+        .rposition(|b| !strip(*b))
+        .map_or(start, |i| i + 1);
     &bytes[start..end]
 }

@@ -59,7 +59,12 @@ fn spec_worked_example_decodes_under_every_validation() {
     assert_eq!(header.payload_length, 5);
     assert_eq!(header.padding, Padding::Space);
     assert!(header.digest_matches(&frame));
-    assert_eq!(Message::decode(&frame, Validation::Client).unwrap().encode(), frame);
+    assert_eq!(
+        Message::decode(&frame, Validation::Client)
+            .unwrap()
+            .encode(),
+        frame
+    );
 }
 
 #[test]
@@ -80,7 +85,10 @@ fn a_real_plugin_ack_decodes_and_re_encodes_byte_for_byte() {
     assert_eq!(message.created_date, 1_795_387_294_595);
     assert_eq!(message.sequence_number, 0);
     assert_eq!(message.flags, Flags::ACK);
-    assert_eq!(message.message_id.to_string(), "7e6b403a-7972-4d9f-b9f8-decac0d98a6e");
+    assert_eq!(
+        message.message_id.to_string(),
+        "7e6b403a-7972-4d9f-b9f8-decac0d98a6e"
+    );
     assert_eq!(message.payload_type, PayloadType::Undefined);
     assert_eq!(message.encode(), frame);
 }
@@ -108,7 +116,10 @@ fn header_length_past_the_end_is_refused() {
     let frame = patched(0, &122u32.to_be_bytes());
     assert_eq!(
         Message::decode(&frame, Validation::Structure),
-        Err(DecodeError::HeaderLengthOutOfRange { header_length: 122, len: 125 })
+        Err(DecodeError::HeaderLengthOutOfRange {
+            header_length: 122,
+            len: 125
+        })
     );
 }
 
@@ -119,35 +130,56 @@ fn payload_starts_after_header_length_not_at_120() {
     let decoded = Message::decode(&frame, Validation::Structure).unwrap();
     assert_eq!(decoded.payload, b"o");
     // The digest is then computed over "o", so the plugin's check fails.
-    assert_eq!(Message::decode(&frame, Validation::Client), Err(DecodeError::DigestMismatch));
+    assert_eq!(
+        Message::decode(&frame, Validation::Client),
+        Err(DecodeError::DigestMismatch)
+    );
     assert!(Message::decode(&frame, Validation::Agent).is_ok());
 }
 
 #[test]
 fn zero_header_length_is_refused_by_both_ends() {
     let frame = patched(0, &0u32.to_be_bytes());
-    assert_eq!(Message::decode(&frame, Validation::Client), Err(DecodeError::ZeroHeaderLength));
-    assert_eq!(Message::decode(&frame, Validation::Agent), Err(DecodeError::ZeroHeaderLength));
+    assert_eq!(
+        Message::decode(&frame, Validation::Client),
+        Err(DecodeError::ZeroHeaderLength)
+    );
+    assert_eq!(
+        Message::decode(&frame, Validation::Agent),
+        Err(DecodeError::ZeroHeaderLength)
+    );
 }
 
 #[test]
 fn zero_created_date_is_refused_by_both_ends() {
     let frame = patched(40, &0u64.to_be_bytes());
-    assert_eq!(Message::decode(&frame, Validation::Client), Err(DecodeError::ZeroCreatedDate));
-    assert_eq!(Message::decode(&frame, Validation::Agent), Err(DecodeError::ZeroCreatedDate));
+    assert_eq!(
+        Message::decode(&frame, Validation::Client),
+        Err(DecodeError::ZeroCreatedDate)
+    );
+    assert_eq!(
+        Message::decode(&frame, Validation::Agent),
+        Err(DecodeError::ZeroCreatedDate)
+    );
     assert!(Message::decode(&frame, Validation::Structure).is_ok());
 }
 
 #[test]
 fn empty_message_type_is_refused() {
     let frame = patched(4, &[b' '; 32]);
-    assert_eq!(Message::decode(&frame, Validation::Agent), Err(DecodeError::EmptyMessageType));
+    assert_eq!(
+        Message::decode(&frame, Validation::Agent),
+        Err(DecodeError::EmptyMessageType)
+    );
 }
 
 #[test]
 fn a_bad_digest_is_refused_by_the_client_only() {
     let frame = patched(80, &[0u8; 32]);
-    assert_eq!(Message::decode(&frame, Validation::Client), Err(DecodeError::DigestMismatch));
+    assert_eq!(
+        Message::decode(&frame, Validation::Client),
+        Err(DecodeError::DigestMismatch)
+    );
     assert!(Message::decode(&frame, Validation::Agent).is_ok());
 }
 
@@ -167,7 +199,10 @@ fn publication_messages_skip_client_validation() {
     let mut frame = message.encode();
     frame[80..112].copy_from_slice(&[0u8; 32]);
     assert!(Message::decode(&frame, Validation::Client).is_ok());
-    assert_eq!(Message::decode(&frame, Validation::Agent), Err(DecodeError::ZeroCreatedDate));
+    assert_eq!(
+        Message::decode(&frame, Validation::Agent),
+        Err(DecodeError::ZeroCreatedDate)
+    );
 }
 
 #[test]
@@ -263,16 +298,18 @@ fn any_message() -> impl Strategy<Value = Message> {
         any::<u32>(),
         proptest::collection::vec(any::<u8>(), 0..2048),
     )
-        .prop_map(|(message_type, schema, created, seq, flags, id, ptype, payload)| Message {
-            message_type,
-            schema_version: schema,
-            created_date: created,
-            sequence_number: seq,
-            flags: Flags(flags),
-            message_id: Uuid::from_u128(id),
-            payload_type: PayloadType::from_u32(ptype),
-            payload,
-        })
+        .prop_map(
+            |(message_type, schema, created, seq, flags, id, ptype, payload)| Message {
+                message_type,
+                schema_version: schema,
+                created_date: created,
+                sequence_number: seq,
+                flags: Flags(flags),
+                message_id: Uuid::from_u128(id),
+                payload_type: PayloadType::from_u32(ptype),
+                payload,
+            },
+        )
 }
 
 proptest! {
