@@ -1,5 +1,50 @@
-//! The ssm-emulator control plane: the SSM JSON 1.1 API, the session service (MGS) with its
-//! data-channel relay, the agent-facing channels, and fault injection.
+//! The ssm-emulator control plane: the SSM JSON 1.1 API today; the session service (MGS) with
+//! its data-channel relay, the agent-facing channels and fault injection as they arrive.
 //!
-//! The server itself arrives with issue #3; this crate holds its place in the workspace so that
-//! the dependency direction (`protocol` ← `emulator`) is fixed from the start.
+//! # Layout
+//! - `api` (private): the SSM JSON 1.1 API. `POST /` dispatches on `X-Amz-Target` to one module
+//!   per operation; one error type renders `{"__type","message"}`; every response carries
+//!   `x-amzn-RequestId`.
+//! - [`model`]: the state, one in-memory store per process keyed by account and region, behind
+//!   the cheap-to-clone [`Emulator`] handle.
+//! - [`clock`]: the one source of time ([`SystemClock`] in the binary, [`ManualClock`] in tests).
+//! - [`config`]: process settings and the instances file.
+//!
+//! # Entry points
+//! [`app`] builds the router without a server, for `tower::ServiceExt::oneshot` in tests;
+//! [`run`] serves it on a listener until a shutdown future completes.
+//!
+//! # Architecture invariants
+//! - Only `api` knows AWS JSON and HTTP; `model` knows neither. The emulator never depends on
+//!   aws-sdk-ssm.
+//! - All randomness (request ids, tokens) comes from one RNG seeded by [`Config::seed`], and
+//!   all time from one [`Clock`]: the same seed and requests give the same responses.
+//! - No lock is held across an `.await`: operations run to completion under a std mutex.
+
+mod api;
+pub mod clock;
+pub mod config;
+pub mod model;
+
+use std::future::Future;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::Config;
+pub use model::Emulator;
+
+/// The whole HTTP application on `state`: the SSM API today, more endpoints later.
+pub fn app(state: Emulator) -> axum::Router {
+    api::router(state)
+}
+
+/// Serves [`app`] on `listener` until `shutdown` completes, then finishes the requests in
+/// flight and returns.
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    state: Emulator,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,129 @@
+//! `ssm-emulator`: serve the emulated AWS Systems Manager API on a local port.
+//!
+//! Run with `cargo run -p ssm-emulator -- --help`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use clap::Parser;
+use ssm_emulator::config::{self, Config};
+use ssm_emulator::{Emulator, SystemClock};
+use tracing_subscriber::EnvFilter;
+
+/// Offline emulator of AWS Systems Manager (Session Manager and Run Command).
+///
+/// Point an AWS client at it with `--endpoint-url http://127.0.0.1:4583` (any credentials;
+/// the region comes from the request's signature).
+#[derive(Debug, Parser)]
+#[command(version, about, long_about)]
+struct Args {
+    /// Address to serve the SSM API on. Use port 0 for any free port.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "127.0.0.1:4583",
+        env = "SSM_EMULATOR_LISTEN"
+    )]
+    listen: SocketAddr,
+
+    /// JSON file of instances that exist from the start (see the `config` module docs for the
+    /// format), e.g. {"instances":[{"id":"i-0123456789abcdef0","platform":"Linux","tags":{"Env":"dev"}}]}.
+    #[arg(long, value_name = "PATH", env = "SSM_EMULATOR_INSTANCES_FILE")]
+    instances_file: Option<PathBuf>,
+
+    /// Seconds a node stays Online after its last UpdateInstanceInformation before it turns
+    /// ConnectionLost.
+    #[arg(long, value_name = "SECS", default_value_t = config::DEFAULT_PING_GRACE.as_secs(), env = "SSM_EMULATOR_PING_GRACE")]
+    ping_grace: u64,
+
+    /// Seed of the random generator behind every id and token; the same seed and requests
+    /// give the same responses. Random if not given (the log shows the one used).
+    #[arg(long, value_name = "N", env = "SSM_EMULATOR_SEED")]
+    seed: Option<u64>,
+
+    /// The AWS account id every request is served from.
+    #[arg(long, value_name = "ID", default_value = config::DEFAULT_ACCOUNT_ID, env = "SSM_EMULATOR_ACCOUNT_ID")]
+    account_id: String,
+
+    /// Region of requests that carry no SigV4 Authorization header.
+    #[arg(long, value_name = "REGION", default_value = config::DEFAULT_REGION, env = "SSM_EMULATOR_REGION")]
+    region: String,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    init_tracing();
+    let args = Args::parse();
+    match serve(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("ssm-emulator: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| format!("{}=info", env!("CARGO_CRATE_NAME")).into());
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+}
+
+async fn serve(args: Args) -> Result<(), String> {
+    let config = config_of(&args)?;
+    tracing::info!(
+        seed = config.seed,
+        instances = config.instances.len(),
+        "starting"
+    );
+    let emulator = Emulator::new(config, Arc::new(SystemClock));
+
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AddrInUse => format!(
+                "address {} already in use: pass --listen 127.0.0.1:<port> \
+                 (or 127.0.0.1:0 for any free port)",
+                args.listen
+            ),
+            _ => format!("cannot listen on {}: {e}", args.listen),
+        })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| format!("cannot read the listening address: {e}"))?;
+    tracing::info!("SSM API on http://{addr} (aws ssm --endpoint-url http://{addr} …)");
+
+    ssm_emulator::run(listener, emulator, shutdown_signal())
+        .await
+        .map_err(|e| format!("server failed: {e}"))
+}
+
+fn config_of(args: &Args) -> Result<Config, String> {
+    let seed = args.seed.unwrap_or_else(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0)
+    });
+    let mut config = Config::local(seed);
+    config.account_id.clone_from(&args.account_id);
+    config.default_region.clone_from(&args.region);
+    config.ping_grace = Duration::from_secs(args.ping_grace);
+    if let Some(path) = &args.instances_file {
+        config.instances = config::load_instances_file(path).map_err(|e| e.to_string())?;
+    }
+    Ok(config)
+}
+
+async fn shutdown_signal() {
+    match tokio::signal::ctrl_c().await {
+        Ok(()) => tracing::info!("Ctrl-C: shutting down"),
+        Err(e) => {
+            tracing::error!("cannot listen for Ctrl-C ({e}); stop the process another way");
+            std::future::pending::<()>().await;
+        }
+    }
+}
