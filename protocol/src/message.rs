@@ -398,16 +398,20 @@ impl MessageType {
     }
 
     /// Reads the 32-byte field as the real readers do: strip NULs, then white space, at both
-    /// ends. Bytes that are not UTF-8 are replaced, which can only ever give an unknown type.
+    /// ends. Each byte outside ASCII becomes `?`, one for one, so the type still fits the field
+    /// when re-encoded; such a type can only ever be unknown.
     fn from_field(field: &[u8]) -> MessageType {
         let no_nul = trim_bytes(field, |b| b == 0);
         let trimmed = trim_bytes(no_nul, |b| b.is_ascii_whitespace());
-        let text = String::from_utf8_lossy(trimmed);
+        let text: String = trimmed
+            .iter()
+            .map(|b| if b.is_ascii() { *b as char } else { '?' })
+            .collect();
         KNOWN_TYPES
             .iter()
             .find(|(s, _)| *s == text)
             .map(|(_, t)| t.clone())
-            .unwrap_or_else(|| MessageType::Other(OtherType(text.into_owned())))
+            .unwrap_or_else(|| MessageType::Other(OtherType(text)))
     }
 
     fn padded(&self) -> [u8; MESSAGE_TYPE_LEN] {
