@@ -70,3 +70,11 @@ pub const SMUX_VERSION: u8 = 1;
 
 /// Largest smux frame payload with the DefaultConfig both ends use (§7.4).
 pub const SMUX_MAX_FRAME_SIZE: usize = 32_768;
+
+/// Resend-timeout signals the plugin's scheduler can deliver before it blocks for good (§3.3).
+///
+/// The plugin reports "resent too many times" by writing to a channel with a one-slot buffer that
+/// the session goroutine reads exactly once. The first write is read (TerminateSession), the
+/// second fills the buffer, the third blocks the scheduler forever: hence "one more copy, then the
+/// resend scheduler stops for good".
+pub const CLIENT_RESEND_TIMEOUT_SIGNALS: u32 = 2;
