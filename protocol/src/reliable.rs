@@ -20,6 +20,7 @@
 //! - The plugin's three concurrent senders can reuse a sequence number (§3.3); a single-threaded
 //!   state machine cannot, so that quirk is not modelled.
 
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -301,8 +302,9 @@ impl ReliableStream {
     /// Runs the resend scheduler if a tick is due at `now`; otherwise does nothing.
     ///
     /// One tick looks only at the oldest unacked message and resends it if more than the RTO has
-    /// passed since its LastSentTime (§3.3). A caller that wakes late runs the missed tick once,
-    /// at `now`, as the real sleep loop would.
+    /// passed since its LastSentTime (§3.3). Ticks fall every [`RESEND_TICK`] from the `now` given
+    /// to [`ReliableStream::new`]. A caller that wakes late runs the missed tick once, at `now`,
+    /// as the real sleep loop would; the next tick stays on the grid.
     pub fn handle_timeout(&mut self, now: Instant) {
         if now < self.next_tick {
             return;
@@ -394,9 +396,9 @@ impl ReliableStream {
         }
         let seq = message.sequence_number;
         match seq.cmp(&self.expected_seq) {
-            std::cmp::Ordering::Equal => self.on_in_order(now, message, ready),
-            std::cmp::Ordering::Greater => self.on_early(now, message),
-            std::cmp::Ordering::Less => self.on_duplicate(now, &message),
+            Ordering::Equal => self.on_in_order(now, message, ready),
+            Ordering::Greater => self.on_early(now, message),
+            Ordering::Less => self.on_duplicate(now, &message),
         }
     }
 
@@ -418,6 +420,12 @@ impl ReliableStream {
 
     /// Delivers buffered messages that are now in order. They were acked on arrival and are not
     /// acked again; the first one that is not ready stays buffered and stops the drain (§3.2).
+    ///
+    /// As in the plugin, a buffered handshake message goes through `ready` like any other (its
+    /// buffered items are replayed through the session handlers only), and a not-ready entry
+    /// can only be drained by a later in-order arrival of its own sequence number, since the
+    /// sender saw it acked and will not resend it. That arrival is delivered and the stale entry
+    /// stays in the map, as the plugin's does.
     fn drain_incoming(&mut self, ready: &mut dyn FnMut(&Message) -> bool) {
         while let Some(next) = self.incoming.get(&self.expected_seq) {
             if !ready(next) {

@@ -928,6 +928,33 @@ fn full_outgoing_buffer_agent_keeps_the_new_message_out() {
 }
 
 #[test]
+fn paused_agent_with_a_full_buffer_loses_the_new_message() {
+    // Not sent because paused, not kept because full (§3.3, §5): it never goes out.
+    let t0 = Instant::now();
+    let config = Config {
+        outgoing_capacity: 1,
+        ..Config::agent()
+    };
+    let mut agent = ReliableStream::new(config, t0, WALL, 2);
+    feed(&mut agent, t0, &control(MessageType::PausePublication));
+    events(&mut agent);
+    agent.send(t0, PayloadType::Output, b"kept".to_vec());
+    agent.send(t0, PayloadType::Output, b"lost".to_vec());
+    assert_eq!(agent.unacked(), 1);
+    feed(
+        &mut agent,
+        t0 + ms(1.0),
+        &control(MessageType::StartPublication),
+    );
+    events(&mut agent);
+    // Queued at t0 with a 200 ms RTO: first transmitted at the 300 ms tick.
+    let out = run_until(&mut agent, t0 + ms(300.0));
+    assert_eq!(seqs(&out), vec![0]);
+    feed(&mut agent, t0 + ms(301.0), &ack_frame(0));
+    assert_eq!((agent.unacked(), agent.poll_timeout()), (0, None));
+}
+
+#[test]
 fn agent_ignores_empty_payloads_client_sends_them() {
     let t0 = Instant::now();
     let mut agent = agent(t0);
