@@ -3,7 +3,7 @@
 //!
 //! # The instances file
 //!
-//! JSON, so that it needs no parser beyond the one the API already uses. Unknown fields are
+//! `emulator/instances.example.json` is a complete example. JSON, so that it needs no parser beyond the one the API already uses. Unknown fields are
 //! errors, so a misspelt field is caught at start instead of silently ignored:
 //!
 //! ```json
@@ -238,6 +238,14 @@ mod tests {
         assert_eq!(nodes[0].agent_version, LATEST_AGENT_VERSION);
         assert!(nodes[0].online);
         assert!(nodes[0].region.is_none());
+    }
+
+    #[test]
+    fn example_file_is_valid() {
+        let nodes = parse_instances(include_str!("../instances.example.json"), "example").unwrap();
+        assert_eq!(nodes.len(), 3);
+        assert!(!nodes[1].online);
+        assert_eq!(nodes[2].region.as_deref(), Some("eu-west-1"));
     }
 
     #[test]

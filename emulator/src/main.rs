@@ -29,8 +29,15 @@ struct Args {
     )]
     listen: SocketAddr,
 
-    /// JSON file of instances that exist from the start (see the `config` module docs for the
-    /// format), e.g. {"instances":[{"id":"i-0123456789abcdef0","platform":"Linux","tags":{"Env":"dev"}}]}.
+    /// JSON file of instances that exist from the start.
+    ///
+    /// Format: {"instances": [{"id": "i-0123456789abcdef0", "platform": "Linux",
+    /// "tags": {"Env": "dev"}}, {"id": "mi-0123456789abcdef1", "online": false}]}.
+    /// Only "id" is required. Optional fields: "platform" (Linux|Windows|MacOS, default
+    /// Linux), "platform_name", "platform_version", "agent_version" (default 3.3.1142.0),
+    /// "computer_name", "ip_address", "name", "tags", "online" (default true; false makes
+    /// the node ConnectionLost), "region" (default: --region). A declared node keeps its
+    /// declared status until an agent reports for the same id.
     #[arg(long, value_name = "PATH", env = "SSM_EMULATOR_INSTANCES_FILE")]
     instances_file: Option<PathBuf>,
 
