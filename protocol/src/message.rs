@@ -351,9 +351,10 @@ pub enum MessageType {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct OtherType(String);
 
-/// A MessageType string that cannot be written: longer than 32 bytes, or not ASCII.
+/// A MessageType string that cannot be written: empty, longer than 32 bytes, not printable
+/// ASCII, or with blanks at either end (a reader would strip them).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("MessageType {0:?} is not ASCII of at most 32 bytes")]
+#[error("MessageType {0:?} is not 1 to 32 bytes of printable ASCII")]
 pub struct InvalidMessageType(pub String);
 
 const KNOWN_TYPES: [(&str, MessageType); 17] = [
@@ -398,14 +399,14 @@ impl MessageType {
     }
 
     /// Reads the 32-byte field as the real readers do: strip NULs, then white space, at both
-    /// ends. Each byte outside ASCII becomes `?`, one for one, so the type still fits the field
-    /// when re-encoded; such a type can only ever be unknown.
+    /// ends. Each byte that is not printable ASCII becomes `?`, one for one, so that the type
+    /// fits the field and reads back the same when re-encoded; such a type is always unknown.
     fn from_field(field: &[u8]) -> MessageType {
         let no_nul = trim_bytes(field, |b| b == 0);
         let trimmed = trim_bytes(no_nul, |b| b.is_ascii_whitespace());
         let text: String = trimmed
             .iter()
-            .map(|b| if b.is_ascii() { *b as char } else { '?' })
+            .map(|b| if printable(*b) { *b as char } else { '?' })
             .collect();
         KNOWN_TYPES
             .iter()
@@ -426,7 +427,8 @@ impl FromStr for MessageType {
     type Err = InvalidMessageType;
 
     fn from_str(s: &str) -> Result<MessageType, InvalidMessageType> {
-        if s.len() > MESSAGE_TYPE_LEN || !s.is_ascii() {
+        let clean = !s.starts_with(' ') && !s.ends_with(' ') && s.bytes().all(printable);
+        if s.is_empty() || s.len() > MESSAGE_TYPE_LEN || !clean {
             return Err(InvalidMessageType(s.to_owned()));
         }
         Ok(KNOWN_TYPES
@@ -566,6 +568,11 @@ fn be_u32(frame: &[u8], at: usize) -> u32 {
 
 fn be_u64(frame: &[u8], at: usize) -> u64 {
     u64::from_be_bytes(frame[at..at + 8].try_into().expect("slice of 8 bytes"))
+}
+
+/// Printable ASCII, space included: what a MessageType may hold.
+fn printable(b: u8) -> bool {
+    (b' '..=b'~').contains(&b)
 }
 
 fn trim_bytes(bytes: &[u8], strip: impl Fn(u8) -> bool) -> &[u8] {

@@ -224,13 +224,13 @@ fn nul_padding_and_surrounding_blanks_are_accepted() {
 #[test]
 fn a_type_field_that_is_not_ascii_still_re_encodes() {
     // Found by the decode_frame fuzz target: lossy UTF-8 decoding made the type longer than
-    // the field, and re-encoding it panicked.
+    // the field, and re-encoding it panicked; control bytes made it read back differently.
     let mut field = [0u8; 32];
     field[8..14].copy_from_slice(&[0xe0, 0xff, 0xff, 0xff, 0xff, 0xfe]);
     field[25] = b'z';
     let frame = patched(4, &field);
     let message = Message::decode(&frame, Validation::Structure).unwrap();
-    let expected = format!("??????{}z", "\0".repeat(11));
+    let expected = format!("??????{}z", "?".repeat(11));
     assert_eq!(message.message_type.as_str(), expected);
     let again = Message::decode(&message.encode(), Validation::Structure).unwrap();
     assert_eq!(again, message);
@@ -240,6 +240,9 @@ fn a_type_field_that_is_not_ascii_still_re_encodes() {
 fn message_types_longer_than_the_field_cannot_be_built() {
     assert!("x".repeat(33).parse::<MessageType>().is_err());
     assert!("é".parse::<MessageType>().is_err());
+    assert!("".parse::<MessageType>().is_err());
+    assert!(" padded".parse::<MessageType>().is_err());
+    assert!("tab\there".parse::<MessageType>().is_err());
     let exact = "y".repeat(32).parse::<MessageType>().unwrap();
     assert_eq!(exact.as_str().len(), 32);
 }
