@@ -10,7 +10,7 @@
 //! - `output`: the agent's reporting rules (status, code, truncation) as pure functions.
 //! - `agent_time`: the reply's timestamp format.
 
-mod agent_time;
+pub(crate) mod agent_time;
 mod output;
 mod runner;
 
@@ -169,6 +169,23 @@ pub struct PluginOutcome {
     pub start_date_time: String,
     /// `endDateTime`.
     pub end_date_time: String,
+}
+
+/// The result the agent reports when a job's plugin properties cannot be decoded, without
+/// running anything: Failed, code 1, `message` as `standardError` and after the error title in
+/// `output` (the trace's `Invalid format in plugin properties …` for a list-valued
+/// `workingDirectory`). Both timestamps are now.
+pub fn invalid_plugin_input(message: &str) -> PluginOutcome {
+    let now = agent_time::format(SystemTime::now());
+    output::outcome(
+        Captured {
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+        },
+        &Ending::NotStarted(StartFailure::PluginInput(message.to_owned())),
+        now.clone(),
+        now,
+    )
 }
 
 /// Settings of one agent's executor.

@@ -64,6 +64,9 @@ pub(crate) enum StartFailure {
     ScriptFile(String),
     /// Starting the shell failed, e.g. because the working directory does not exist.
     Spawn(String),
+    /// The plugin properties could not be decoded (a parameter of the wrong JSON type); the
+    /// text is the agent's whole message (`Invalid format in plugin properties …`).
+    PluginInput(String),
 }
 
 /// What the process wrote, as kept by the executor (at most [`MAX_STDOUT_BYTES`] /
@@ -138,6 +141,7 @@ fn failure_message(ending: &Ending) -> Option<String> {
         Ending::NotStarted(StartFailure::ScriptFile(error)) => {
             Some(format!("failed to create script file. {error}"))
         }
+        Ending::NotStarted(StartFailure::PluginInput(message)) => Some(message.clone()),
         Ending::NotStarted(StartFailure::OrchestrationDir(dir)) => Some(format!(
             "failed to create orchestrationDir directory, {dir}"
         )),
