@@ -7,6 +7,8 @@
 //!   `x-amzn-RequestId`.
 //! - [`model`]: the state, one in-memory store per process keyed by account and region, behind
 //!   the cheap-to-clone [`Emulator`] handle.
+//! - `documents` (private): the AWS-owned and the account's SSM documents, and the parameter
+//!   resolution SendCommand and StartSession share.
 //! - [`clock`]: the one source of time ([`SystemClock`] in the binary, [`ManualClock`] in tests).
 //! - [`config`]: process settings and the instances file.
 //!
@@ -24,6 +26,8 @@
 mod api;
 pub mod clock;
 pub mod config;
+/// SSM documents: the AWS-owned ones, the account's own, and parameter resolution.
+mod documents;
 pub mod model;
 
 use std::future::Future;

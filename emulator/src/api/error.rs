@@ -54,6 +54,36 @@ pub(crate) enum ApiError {
     /// A GetInventory result attribute is not valid.
     #[error("{0}")]
     InvalidResultAttribute(String),
+    /// No document has that name (or the caller cannot see it).
+    #[error("{0}")]
+    InvalidDocument(String),
+    /// The document has no such version, or the version selector is not valid here.
+    #[error("{0}")]
+    InvalidDocumentVersion(String),
+    /// Parameters do not fit the document: unknown, missing, wrongly typed or disallowed values.
+    #[error("{0}")]
+    InvalidParameters(String),
+    /// CreateDocument/UpdateDocument content that is not a valid document.
+    #[error("{0}")]
+    InvalidDocumentContent(String),
+    /// The content's `schemaVersion` is not one the document type supports.
+    #[error("{0}")]
+    InvalidDocumentSchemaVersion(String),
+    /// CreateDocument with a name that is taken.
+    #[error("{0}")]
+    DocumentAlreadyExists(String),
+    /// UpdateDocument with the content of an existing version.
+    #[error("{0}")]
+    DuplicateDocumentContent(String),
+    /// The operation cannot be applied to this document (e.g. deleting an AWS-owned one).
+    #[error("{0}")]
+    InvalidDocumentOperation(String),
+    /// The document content is larger than the service accepts.
+    #[error("{0}")]
+    MaxDocumentSizeExceeded(String),
+    /// A document would have more versions than the service keeps.
+    #[error("{0}")]
+    DocumentVersionLimitExceeded(String),
     /// The emulator itself failed.
     #[error("{0}")]
     InternalServerError(String),
@@ -79,6 +109,16 @@ impl ApiError {
             ApiError::InvalidTypeName(_) => "InvalidTypeNameException",
             ApiError::InvalidAggregator(_) => "InvalidAggregatorException",
             ApiError::InvalidResultAttribute(_) => "InvalidResultAttributeException",
+            ApiError::InvalidDocument(_) => "InvalidDocument",
+            ApiError::InvalidDocumentVersion(_) => "InvalidDocumentVersion",
+            ApiError::InvalidParameters(_) => "InvalidParameters",
+            ApiError::InvalidDocumentContent(_) => "InvalidDocumentContent",
+            ApiError::InvalidDocumentSchemaVersion(_) => "InvalidDocumentSchemaVersion",
+            ApiError::DocumentAlreadyExists(_) => "DocumentAlreadyExists",
+            ApiError::DuplicateDocumentContent(_) => "DuplicateDocumentContent",
+            ApiError::InvalidDocumentOperation(_) => "InvalidDocumentOperation",
+            ApiError::MaxDocumentSizeExceeded(_) => "MaxDocumentSizeExceeded",
+            ApiError::DocumentVersionLimitExceeded(_) => "DocumentVersionLimitExceeded",
             ApiError::InternalServerError(_) => "InternalServerError",
         }
     }

@@ -64,6 +64,8 @@ pub(crate) struct State {
 pub(crate) struct RegionState {
     /// Managed nodes by id. A `BTreeMap` so that listing order, and with it pagination, is stable.
     pub(crate) instances: BTreeMap<String, ManagedInstance>,
+    /// The account's own SSM documents (the AWS-owned ones are shared and live in `documents`).
+    pub(crate) documents: crate::documents::DocumentStore,
 }
 
 impl Emulator {
