@@ -26,9 +26,11 @@
 mod api;
 pub mod clock;
 pub mod config;
+pub mod control;
 /// SSM documents: the AWS-owned ones, the account's own, and parameter resolution.
 mod documents;
 pub mod model;
+mod run_command;
 
 use std::future::Future;
 
@@ -36,9 +38,13 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::Config;
 pub use model::Emulator;
 
-/// The whole HTTP application on `state`: the SSM API today, more endpoints later.
+/// The whole HTTP application on `state`: the SSM API and the agent's control channel.
+///
+/// Called inside a tokio runtime, it also starts the Run Command dispatcher of `state` (once
+/// per emulator, however often `app` is called).
 pub fn app(state: Emulator) -> axum::Router {
-    api::router(state)
+    run_command::ensure_dispatcher(&state);
+    api::router(state.clone()).merge(control::router(state))
 }
 
 /// Serves [`app`] on `listener` until `shutdown` completes, then finishes the requests in

@@ -96,7 +96,7 @@ async fn request_id(State(emu): State<Emulator>, request: Request, next: Next) -
 
 /// The region of a SigV4 `Authorization` header's credential scope:
 /// `AWS4-HMAC-SHA256 Credential=AKID/20240101/us-east-1/ssm/aws4_request, SignedHeaders=…`.
-fn region_of_authorization(value: &str) -> Option<&str> {
+pub(crate) fn region_of_authorization(value: &str) -> Option<&str> {
     let (_, credential) = value.split_once("Credential=")?;
     let credential = credential.split([',', ' ']).next()?;
     let region = credential.split('/').nth(2)?;

@@ -4,6 +4,7 @@
 //! Architecture invariant: nothing here knows AWS JSON or HTTP. The `api` module turns requests
 //! into calls on this state and the results into responses.
 
+pub(crate) mod command;
 pub mod instance;
 
 use std::collections::{BTreeMap, HashMap};
@@ -57,6 +58,8 @@ pub(crate) struct State {
     rng: StdRng,
     /// Per account and region. Created on first touch.
     regions: HashMap<Scope, RegionState>,
+    /// Control-channel tokens and connections (spec §9.1), across all scopes.
+    pub(crate) control: crate::control::Registry,
 }
 
 /// The resources of one account in one region.
@@ -64,6 +67,8 @@ pub(crate) struct State {
 pub(crate) struct RegionState {
     /// Managed nodes by id. A `BTreeMap` so that listing order, and with it pagination, is stable.
     pub(crate) instances: BTreeMap<String, ManagedInstance>,
+    /// Run Command: commands and their invocations (`crate::run_command` dispatches them).
+    pub(crate) commands: command::Commands,
     /// The account's own SSM documents (the AWS-owned ones are shared and live in `documents`).
     pub(crate) documents: crate::documents::DocumentStore,
 }
@@ -76,6 +81,7 @@ impl Emulator {
         let mut state = State {
             rng: StdRng::seed_from_u64(config.seed),
             regions: HashMap::new(),
+            control: crate::control::Registry::default(),
         };
         for declared in &config.instances {
             let scope = Scope {
@@ -195,6 +201,16 @@ impl State {
     /// The resources of `scope`, created empty on first use.
     pub(crate) fn region_mut(&mut self, scope: &Scope) -> &mut RegionState {
         self.regions.entry(scope.clone()).or_default()
+    }
+
+    /// Every scope anything was ever stored in.
+    pub(crate) fn scopes(&self) -> Vec<Scope> {
+        self.regions.keys().cloned().collect()
+    }
+
+    /// The resources of `scope`, if anything was ever stored there, to change.
+    pub(crate) fn region_mut_if_present(&mut self, scope: &Scope) -> Option<&mut RegionState> {
+        self.regions.get_mut(scope)
     }
 
     /// A random (version 4) UUID from the seeded RNG.

@@ -1,0 +1,312 @@
+//! Run Command over the control channel (spec §9.1, §9.2): the dispatcher that delivers
+//! `agent_job`s under `MaxConcurrency` and `MaxErrors`, and the handling of the agent's
+//! `agent_job_ack` and `agent_job_reply`.
+//!
+//! The dispatcher is one function, [`pump`], run under the state lock whenever something it
+//! depends on changes: a SendCommand or CancelCommand, a control channel opening or closing,
+//! an ack or a reply, and every read of command state (so that a test's
+//! [`ManualClock`](crate::ManualClock) moves delivery timeouts forward). One background task
+//! per emulator ([`ensure_dispatcher`]) also runs it every second, so that time-driven changes
+//! happen on a real clock with nobody asking. No thread or task per command.
+//!
+//! The agent going offline in the middle of a command (decided from the agent's behaviour in
+//! spec §9.1 and the AWS status documentation):
+//! - a job sent but not yet acknowledged is treated as not delivered: the invocation turns
+//!   `Delayed` and the job is sent again when the node reconnects (the service "will try to
+//!   send the command again"). An agent that did receive it answers the second copy with
+//!   `51405 DuplicateCommand`, which counts as an acknowledgement;
+//! - a job the agent acknowledged stays `InProgress`: the agent keeps running it, persists the
+//!   replies it could not deliver and resends them with the same MessageIds after it
+//!   reconnects (agent-reconnect.jsonl), and those replies complete the invocation;
+//! - an invocation still undelivered at `ExpiresAfter` ends `TimedOut` / `DeliveryTimedOut`.
+
+use std::collections::HashSet;
+use std::time::{Duration, SystemTime};
+
+use ssm_protocol::MessageType;
+use ssm_protocol::payload::{
+    self, AgentJob, AgentJobAck, AgentJobReply, CancelCommandPayload, TOPIC_CANCEL_COMMAND,
+    TOPIC_SEND_COMMAND,
+};
+
+use crate::model::command::{Command, Delivery, Status};
+use crate::model::{Emulator, Scope, State};
+
+/// How often the background dispatcher looks at the clock.
+const TICK: Duration = Duration::from_secs(1);
+
+/// The `agent_job` JobId of a command on a node.
+pub(crate) fn job_id(command_id: &str, instance_id: &str) -> String {
+    format!("aws.ssm.{command_id}.{instance_id}")
+}
+
+/// The CommandId of a JobId `aws.ssm.<commandId>.<instanceId>` (the agent takes the
+/// second-to-last dot field the same way).
+fn command_of_job(job_id: &str) -> Option<&str> {
+    let rest = job_id.strip_prefix("aws.ssm.")?;
+    let (command, _instance) = rest.rsplit_once('.')?;
+    Some(command)
+}
+
+/// Starts the background dispatcher of `emu` once, if called inside a tokio runtime.
+pub(crate) fn ensure_dispatcher(emu: &Emulator) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let start =
+        emu.with_state(|state| !std::mem::replace(&mut state.control.dispatcher_started, true));
+    if start {
+        let emu = emu.clone();
+        runtime.spawn(async move {
+            loop {
+                tokio::time::sleep(TICK).await;
+                pump_all(&emu);
+            }
+        });
+    }
+}
+
+/// Runs the dispatcher over every scope that has commands.
+pub(crate) fn pump_all(emu: &Emulator) {
+    let now = emu.now();
+    emu.with_state(|state| {
+        for scope in state.scopes() {
+            pump(state, &scope, now);
+        }
+    });
+}
+
+/// A control channel opened or closed in `scope`.
+pub(crate) fn on_connectivity_change(emu: &Emulator, scope: &Scope) {
+    let now = emu.now();
+    emu.with_state(|state| pump(state, scope, now));
+}
+
+/// An `agent_job_ack` arrived from `instance_id`.
+pub(crate) fn on_job_ack(emu: &Emulator, scope: &Scope, instance_id: &str, ack: &AgentJobAck) {
+    let now = emu.now();
+    emu.with_state(|state| {
+        let Some(command_id) = command_of_job(&ack.job_id) else {
+            return;
+        };
+        let region = state.region_mut(scope);
+        let Some(invocation) = region
+            .commands
+            .get_mut(command_id)
+            .and_then(|c| c.invocation_mut(instance_id))
+        else {
+            // The ack of a cancel job, or of a job this emulator never sent.
+            return;
+        };
+        match ack.status_code.as_str() {
+            // 51405 DuplicateCommand: the agent already has it (a resend after a reconnect).
+            "200" | "51405" => invocation.acked(),
+            code => {
+                tracing::info!(
+                    instance_id,
+                    code,
+                    error = ack.error_message,
+                    "agent refused a job"
+                );
+                invocation.delivery = Delivery::Acked;
+                invocation.set(Status::Failed, "Undeliverable");
+            }
+        }
+        pump(state, scope, now);
+    });
+}
+
+/// A new (not yet seen) `agent_job_reply` arrived from `instance_id`.
+pub(crate) fn on_job_reply(
+    emu: &Emulator,
+    scope: &Scope,
+    instance_id: &str,
+    reply: &AgentJobReply,
+) {
+    if reply.topic.starts_with(TOPIC_CANCEL_COMMAND) {
+        // The cancel job's own InProgress reply; the cancelled command reports for itself.
+        return;
+    }
+    let content = match reply.reply() {
+        Ok(content) => content,
+        Err(e) => {
+            tracing::warn!(instance_id, error = %e, "agent_job_reply with unreadable content");
+            return;
+        }
+    };
+    let now = emu.now();
+    emu.with_state(|state| {
+        let Some(command_id) = command_of_job(&reply.job_id) else {
+            return;
+        };
+        let Some(invocation) = state
+            .region_mut(scope)
+            .commands
+            .get_mut(command_id)
+            .and_then(|c| c.invocation_mut(instance_id))
+        else {
+            tracing::debug!(
+                instance_id,
+                job_id = reply.job_id,
+                "reply for an unknown job"
+            );
+            return;
+        };
+        invocation.apply_reply(&content.document_status, content.runtime_status.as_ref());
+        pump(state, scope, now);
+    });
+}
+
+/// The dispatcher: applies delivery timeouts and MaxErrors, delivers jobs under
+/// MaxConcurrency, sends owed cancel jobs, and turns unacknowledged jobs of nodes that went
+/// away back into undelivered ones.
+pub(crate) fn pump(state: &mut State, scope: &Scope, now: SystemTime) {
+    let connected: HashSet<String> = state.control.connected_in(scope);
+    let mut jobs: Vec<(String, String, Vec<u8>)> = Vec::new();
+    let mut cancels: Vec<(String, String)> = Vec::new();
+    let Some(region) = state.region_mut_if_present(scope) else {
+        return;
+    };
+    for command in region.commands.iter_mut() {
+        plan(command, now, &connected, &mut jobs, &mut cancels);
+    }
+    for (command_id, instance_id, payload) in jobs {
+        let sent = state
+            .send_to_agent(scope, &instance_id, now, MessageType::AgentJob, payload)
+            .is_some();
+        if !sent
+            && let Some(invocation) = state
+                .region_mut(scope)
+                .commands
+                .get_mut(&command_id)
+                .and_then(|c| c.invocation_mut(&instance_id))
+        {
+            invocation.delivery = Delivery::NotSent;
+            invocation.set(Status::Delayed, "Delayed");
+        }
+    }
+    for (command_id, instance_id) in cancels {
+        let cancel_job = job_id(&state.uuid().to_string(), &instance_id);
+        let cancel = CancelCommandPayload {
+            cancel_message_id: job_id(&command_id, &instance_id),
+        };
+        let Some(payload) = AgentJob::cancel_command(&cancel_job, TOPIC_CANCEL_COMMAND, &cancel)
+            .ok()
+            .and_then(|job| payload::to_json_bytes(&job).ok())
+        else {
+            continue;
+        };
+        let sent = state
+            .send_to_agent(scope, &instance_id, now, MessageType::AgentJob, payload)
+            .is_some();
+        if sent
+            && let Some(invocation) = state
+                .region_mut(scope)
+                .commands
+                .get_mut(&command_id)
+                .and_then(|c| c.invocation_mut(&instance_id))
+        {
+            invocation.cancel_sent = true;
+        }
+    }
+}
+
+/// Decides, for one command, what changes and what to send.
+fn plan(
+    command: &mut Command,
+    now: SystemTime,
+    connected: &HashSet<String>,
+    jobs: &mut Vec<(String, String, Vec<u8>)>,
+    cancels: &mut Vec<(String, String)>,
+) {
+    let expired = now >= command.expires_after;
+    for invocation in &mut command.invocations {
+        if invocation.status.is_terminal() {
+            continue;
+        }
+        // A job sent on a connection that closed before the agent acknowledged it was not
+        // delivered: send it again when the node is back.
+        if invocation.delivery == Delivery::Sent && !connected.contains(&invocation.instance_id) {
+            invocation.delivery = Delivery::NotSent;
+            if invocation.status != Status::Cancelling {
+                invocation.set(Status::Delayed, "Delayed");
+            }
+        }
+        if expired && invocation.delivery != Delivery::Acked {
+            invocation.set(Status::TimedOut, "DeliveryTimedOut");
+            continue;
+        }
+        if invocation.cancel_requested
+            && !invocation.cancel_sent
+            && invocation.delivery != Delivery::NotSent
+            && connected.contains(&invocation.instance_id)
+        {
+            cancels.push((command.command_id.clone(), invocation.instance_id.clone()));
+        }
+    }
+    if command.stopped_by_errors() {
+        for invocation in &mut command.invocations {
+            if invocation.delivery == Delivery::NotSent && !invocation.status.is_terminal() {
+                invocation.set(Status::Cancelled, "Terminated");
+            }
+        }
+        return;
+    }
+    let limit = command.concurrency_limit();
+    let mut in_flight = command.in_flight();
+    let job = |command: &Command, instance_id: &str| -> Option<Vec<u8>> {
+        let job = AgentJob::send_command(
+            &job_id(&command.command_id, instance_id),
+            TOPIC_SEND_COMMAND,
+            &command.payload,
+        )
+        .ok()?;
+        payload::to_json_bytes(&job).ok()
+    };
+    let mut picked = Vec::new();
+    for (index, invocation) in command.invocations.iter_mut().enumerate() {
+        if invocation.status.is_terminal() || invocation.delivery != Delivery::NotSent {
+            continue;
+        }
+        if in_flight >= limit {
+            break;
+        }
+        if connected.contains(&invocation.instance_id) {
+            picked.push(index);
+            in_flight += 1;
+        } else {
+            invocation.set(Status::Delayed, "Delayed");
+        }
+    }
+    for index in picked {
+        let instance_id = command.invocations[index].instance_id.clone();
+        if let Some(payload) = job(command, &instance_id) {
+            // Marked as sent at once, so that a second pass does not pick it again; the caller
+            // turns it Delayed if the frame could not be queued.
+            command.invocations[index].delivery = Delivery::Sent;
+            jobs.push((command.command_id.clone(), instance_id, payload));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_ids_carry_the_command_id_second_to_last() {
+        let id = job_id(
+            "33333333-4444-5555-6666-777777777777",
+            "i-0123456789abcdef0",
+        );
+        assert_eq!(
+            id,
+            "aws.ssm.33333333-4444-5555-6666-777777777777.i-0123456789abcdef0"
+        );
+        assert_eq!(
+            command_of_job(&id),
+            Some("33333333-4444-5555-6666-777777777777")
+        );
+        assert_eq!(command_of_job("other"), None);
+    }
+}
