@@ -13,12 +13,13 @@
 //! service reports document problems with dedicated codes (`InvalidDocument`,
 //! `InvalidParameters`, …) that the operations pass through unchanged.
 
-// Until the document operations and SendCommand/StartSession use every item.
-#![allow(dead_code, unused_imports)]
-
 mod builtin;
 mod content;
+// `resolve` serves SendCommand and StartSession, which land separately: until both call it,
+// parts of it may be unused.
+#[allow(dead_code)]
 mod pattern;
+#[allow(dead_code)]
 mod resolve;
 
 use std::collections::BTreeMap;
@@ -28,8 +29,14 @@ use sha2::{Digest, Sha256};
 
 use crate::api::error::ApiError;
 
-pub(crate) use content::{DocumentFormat, DocumentType, Parameter, ParameterType, ParsedContent};
-pub(crate) use resolve::{ResolvedDocument, resolve};
+pub(crate) use content::{
+    DocumentFormat, DocumentType, MODEL_DOCUMENT_TYPES, ParsedContent, parse as parse_content,
+};
+#[allow(unused_imports)] // For SendCommand and StartSession.
+pub(crate) use resolve::ResolvedDocument;
+pub(crate) use resolve::document_name;
+#[allow(unused_imports)] // For SendCommand and StartSession.
+pub(crate) use resolve::resolve;
 
 /// The most versions one document keeps (the service's limit is 1,000).
 pub(crate) const MAX_VERSIONS: usize = 1000;

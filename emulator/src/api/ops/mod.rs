@@ -12,12 +12,19 @@
 //! [`Operation`] is the closed set this endpoint serves, chosen by `X-Amz-Target`.
 
 mod add_tags_to_resource;
+mod create_document;
+mod delete_document;
+mod describe_document;
 mod describe_instance_information;
+mod document_shapes;
 mod get_connection_status;
+mod get_document;
 mod get_inventory;
+mod list_documents;
 mod list_tags_for_resource;
 mod remove_tags_from_resource;
 mod tags;
+mod update_document;
 mod update_instance_information;
 
 use serde::Serialize;
@@ -39,6 +46,12 @@ pub(crate) enum Operation {
     RemoveTagsFromResource(remove_tags_from_resource::Request),
     ListTagsForResource(list_tags_for_resource::Request),
     GetInventory(get_inventory::Request),
+    ListDocuments(list_documents::Request),
+    DescribeDocument(describe_document::Request),
+    GetDocument(get_document::Request),
+    CreateDocument(create_document::Request),
+    UpdateDocument(update_document::Request),
+    DeleteDocument(delete_document::Request),
 }
 
 impl Operation {
@@ -68,6 +81,12 @@ impl Operation {
             "RemoveTagsFromResource" => Operation::RemoveTagsFromResource(from_body(body)?),
             "ListTagsForResource" => Operation::ListTagsForResource(from_body(body)?),
             "GetInventory" => Operation::GetInventory(from_body(body)?),
+            "ListDocuments" => Operation::ListDocuments(from_body(body)?),
+            "DescribeDocument" => Operation::DescribeDocument(from_body(body)?),
+            "GetDocument" => Operation::GetDocument(from_body(body)?),
+            "CreateDocument" => Operation::CreateDocument(from_body(body)?),
+            "UpdateDocument" => Operation::UpdateDocument(from_body(body)?),
+            "DeleteDocument" => Operation::DeleteDocument(from_body(body)?),
             _ => return Err(unknown()),
         })
     }
@@ -82,6 +101,12 @@ impl Operation {
             Operation::RemoveTagsFromResource(_) => "RemoveTagsFromResource",
             Operation::ListTagsForResource(_) => "ListTagsForResource",
             Operation::GetInventory(_) => "GetInventory",
+            Operation::ListDocuments(_) => "ListDocuments",
+            Operation::DescribeDocument(_) => "DescribeDocument",
+            Operation::GetDocument(_) => "GetDocument",
+            Operation::CreateDocument(_) => "CreateDocument",
+            Operation::UpdateDocument(_) => "UpdateDocument",
+            Operation::DeleteDocument(_) => "DeleteDocument",
         }
     }
 
@@ -113,6 +138,30 @@ impl Operation {
                 to_body(&req.apply(emu, scope)?)
             }
             Operation::GetInventory(req) => {
+                req.validate()?;
+                to_body(&req.apply(emu, scope)?)
+            }
+            Operation::ListDocuments(req) => {
+                req.validate()?;
+                to_body(&req.apply(emu, scope)?)
+            }
+            Operation::DescribeDocument(req) => {
+                req.validate()?;
+                to_body(&req.apply(emu, scope)?)
+            }
+            Operation::GetDocument(req) => {
+                req.validate()?;
+                to_body(&req.apply(emu, scope)?)
+            }
+            Operation::CreateDocument(req) => {
+                req.validate()?;
+                to_body(&req.apply(emu, scope)?)
+            }
+            Operation::UpdateDocument(req) => {
+                req.validate()?;
+                to_body(&req.apply(emu, scope)?)
+            }
+            Operation::DeleteDocument(req) => {
                 req.validate()?;
                 to_body(&req.apply(emu, scope)?)
             }
