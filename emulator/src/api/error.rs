@@ -84,6 +84,18 @@ pub(crate) enum ApiError {
     /// A document would have more versions than the service keeps.
     #[error("{0}")]
     DocumentVersionLimitExceeded(String),
+    /// The same instance id appears twice in one request.
+    #[error("{0}")]
+    DuplicateInstanceId(String),
+    /// No command has that id.
+    #[error("{0}")]
+    InvalidCommandId(String),
+    /// The command's document has no plugin (step) of that name.
+    #[error("{0}")]
+    InvalidPluginName(String),
+    /// No invocation of that command on that node.
+    #[error("{0}")]
+    InvocationDoesNotExist(String),
     /// The emulator itself failed.
     #[error("{0}")]
     InternalServerError(String),
@@ -119,6 +131,10 @@ impl ApiError {
             ApiError::InvalidDocumentOperation(_) => "InvalidDocumentOperation",
             ApiError::MaxDocumentSizeExceeded(_) => "MaxDocumentSizeExceeded",
             ApiError::DocumentVersionLimitExceeded(_) => "DocumentVersionLimitExceeded",
+            ApiError::DuplicateInstanceId(_) => "DuplicateInstanceId",
+            ApiError::InvalidCommandId(_) => "InvalidCommandId",
+            ApiError::InvalidPluginName(_) => "InvalidPluginName",
+            ApiError::InvocationDoesNotExist(_) => "InvocationDoesNotExist",
             ApiError::InternalServerError(_) => "InternalServerError",
         }
     }

@@ -22,9 +22,6 @@
 //! - `StatusDetails` are written as the API writes them, without spaces (`InProgress`,
 //!   `DeliveryTimedOut`, `ExecutionTimedOut`); the guide lists them spelt out.
 
-// Used by the Run Command operations of the next commit.
-#![allow(dead_code)]
-
 use std::collections::{BTreeMap, HashMap};
 use std::time::SystemTime;
 
@@ -196,8 +193,6 @@ pub(crate) struct Command {
     pub(crate) alarm_configuration: Option<serde_json::Value>,
     /// What every `agent_job` of this command carries.
     pub(crate) payload: SendCommandPayload,
-    /// The plugin (step) names of the document, in order.
-    pub(crate) plugin_names: Vec<String>,
     /// One per target, in target order.
     pub(crate) invocations: Vec<Invocation>,
     /// CancelCommand was called for every invocation.

@@ -12,17 +12,23 @@
 //! [`Operation`] is the closed set this endpoint serves, chosen by `X-Amz-Target`.
 
 mod add_tags_to_resource;
+mod cancel_command;
+mod command_shapes;
 mod create_document;
 mod delete_document;
 mod describe_document;
 mod describe_instance_information;
 mod document_shapes;
+mod get_command_invocation;
 mod get_connection_status;
 mod get_document;
 mod get_inventory;
+mod list_command_invocations;
+mod list_commands;
 mod list_documents;
 mod list_tags_for_resource;
 mod remove_tags_from_resource;
+mod send_command;
 mod tags;
 mod update_document;
 mod update_instance_information;
@@ -46,6 +52,12 @@ pub(crate) enum Operation {
     RemoveTagsFromResource(remove_tags_from_resource::Request),
     ListTagsForResource(list_tags_for_resource::Request),
     GetInventory(get_inventory::Request),
+    // Boxed: its request is several times larger than any other.
+    SendCommand(Box<send_command::Request>),
+    ListCommands(list_commands::Request),
+    ListCommandInvocations(list_command_invocations::Request),
+    GetCommandInvocation(get_command_invocation::Request),
+    CancelCommand(cancel_command::Request),
     ListDocuments(list_documents::Request),
     DescribeDocument(describe_document::Request),
     GetDocument(get_document::Request),
@@ -81,6 +93,11 @@ impl Operation {
             "RemoveTagsFromResource" => Operation::RemoveTagsFromResource(from_body(body)?),
             "ListTagsForResource" => Operation::ListTagsForResource(from_body(body)?),
             "GetInventory" => Operation::GetInventory(from_body(body)?),
+            "SendCommand" => Operation::SendCommand(Box::new(from_body(body)?)),
+            "ListCommands" => Operation::ListCommands(from_body(body)?),
+            "ListCommandInvocations" => Operation::ListCommandInvocations(from_body(body)?),
+            "GetCommandInvocation" => Operation::GetCommandInvocation(from_body(body)?),
+            "CancelCommand" => Operation::CancelCommand(from_body(body)?),
             "ListDocuments" => Operation::ListDocuments(from_body(body)?),
             "DescribeDocument" => Operation::DescribeDocument(from_body(body)?),
             "GetDocument" => Operation::GetDocument(from_body(body)?),
@@ -101,6 +118,11 @@ impl Operation {
             Operation::RemoveTagsFromResource(_) => "RemoveTagsFromResource",
             Operation::ListTagsForResource(_) => "ListTagsForResource",
             Operation::GetInventory(_) => "GetInventory",
+            Operation::SendCommand(_) => "SendCommand",
+            Operation::ListCommands(_) => "ListCommands",
+            Operation::ListCommandInvocations(_) => "ListCommandInvocations",
+            Operation::GetCommandInvocation(_) => "GetCommandInvocation",
+            Operation::CancelCommand(_) => "CancelCommand",
             Operation::ListDocuments(_) => "ListDocuments",
             Operation::DescribeDocument(_) => "DescribeDocument",
             Operation::GetDocument(_) => "GetDocument",
@@ -138,6 +160,26 @@ impl Operation {
                 to_body(&req.apply(emu, scope)?)
             }
             Operation::GetInventory(req) => {
+                req.validate()?;
+                to_body(&req.apply(emu, scope)?)
+            }
+            Operation::SendCommand(req) => {
+                req.validate()?;
+                to_body(&req.apply(emu, scope)?)
+            }
+            Operation::ListCommands(req) => {
+                req.validate()?;
+                to_body(&req.apply(emu, scope)?)
+            }
+            Operation::ListCommandInvocations(req) => {
+                req.validate()?;
+                to_body(&req.apply(emu, scope)?)
+            }
+            Operation::GetCommandInvocation(req) => {
+                req.validate()?;
+                to_body(&req.apply(emu, scope)?)
+            }
+            Operation::CancelCommand(req) => {
                 req.validate()?;
                 to_body(&req.apply(emu, scope)?)
             }
