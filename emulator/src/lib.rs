@@ -11,14 +11,16 @@
 //!   resolution SendCommand and StartSession share.
 //! - [`clock`]: the one source of time ([`SystemClock`] in the binary, [`ManualClock`] in tests).
 //! - [`config`]: process settings and the instances file.
+//! - `mds` (private): the classic message delivery service (`ec2messages`, spec §9.2): long-poll
+//!   GetMessages and the agent's replies, for agents without a control channel.
 //!
 //! # Entry points
 //! [`app`] builds the router without a server, for `tower::ServiceExt::oneshot` in tests;
 //! [`run`] serves it on a listener until a shutdown future completes.
 //!
 //! # Architecture invariants
-//! - Only `api` knows AWS JSON and HTTP; `model` knows neither. The emulator never depends on
-//!   aws-sdk-ssm.
+//! - Only `api` (and `mds`, its sibling endpoint) knows AWS JSON and HTTP; `model` knows
+//!   neither. The emulator never depends on aws-sdk-ssm.
 //! - All randomness (request ids, tokens) comes from one RNG seeded by [`Config::seed`], and
 //!   all time from one [`Clock`]: the same seed and requests give the same responses.
 //! - No lock is held across an `.await`: operations run to completion under a std mutex.
@@ -27,6 +29,8 @@ mod api;
 pub mod clock;
 pub mod config;
 pub mod control;
+/// MDS (`ec2messages`): Run Command for agents that poll.
+mod mds;
 /// SSM documents: the AWS-owned ones, the account's own, and parameter resolution.
 mod documents;
 pub mod model;
