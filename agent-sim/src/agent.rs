@@ -96,6 +96,7 @@ impl Agent {
         agent.jobs.shutdown();
         tasks.abort_all();
         while tasks.join_next().await.is_some() {}
+        agent.jobs.stopped().await;
     }
 
     /// The minimal `UpdateInstanceInformation`, retried with backoff until it succeeds.

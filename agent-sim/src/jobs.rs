@@ -53,6 +53,10 @@ struct Inner {
     timings: Timings,
     /// Parent of every running job's token: cancelled when the agent stops.
     shutdown: CancellationToken,
+    /// The commands' tasks, so that a stopping agent can wait until their process groups are
+    /// killed (a detached task would die with the runtime and leave the scripts running).
+    /// Finished ones are reaped whenever a new one starts.
+    tasks: Mutex<tokio::task::JoinSet<()>>,
     state: Mutex<State>,
 }
 
@@ -91,6 +95,7 @@ impl Jobs {
                 outbox,
                 timings,
                 shutdown,
+                tasks: Mutex::new(tokio::task::JoinSet::new()),
                 state: Mutex::new(State::default()),
             }),
         }
@@ -192,6 +197,13 @@ impl Jobs {
         self.inner.shutdown.cancel();
     }
 
+    /// After [`Jobs::shutdown`]: waits until every command has ended (its process group
+    /// killed). Call it once the control channel, the only source of new commands, is stopped.
+    pub(crate) async fn stopped(&self) {
+        let mut tasks = std::mem::take(&mut *lock(&self.inner.tasks));
+        while tasks.join_next().await.is_some() {}
+    }
+
     fn start(&self, message: &Message, job: &AgentJob, command: SendCommandPayload) {
         let instance = &self.inner.instance.instance_id;
         let Ok(id) = CommandId::parse(&command.command_id) else {
@@ -215,7 +227,9 @@ impl Jobs {
 
         let jobs = self.clone();
         let job_id = job.job_id.clone();
-        tokio::spawn(async move {
+        let mut tasks = lock(&self.inner.tasks);
+        while tasks.try_join_next().is_some() {}
+        tasks.spawn(async move {
             let outcome = match jobs.command_job(&command) {
                 Ok(spec) => jobs.inner.executor.run(&id, &spec, &token).await,
                 Err(message) => command::invalid_plugin_input(&message),
@@ -337,12 +351,15 @@ impl Jobs {
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
-        // Never held across an await; a panic elsewhere leaves consistent maps behind.
-        self.inner
-            .state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.inner.state)
     }
+}
+
+/// Locks `mutex`; never held across an await, and a panic elsewhere leaves consistent data.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn plugin_status(outcome: &PluginOutcome) -> PluginRuntimeStatus {

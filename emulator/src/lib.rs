@@ -11,16 +11,15 @@
 //!   resolution SendCommand and StartSession share.
 //! - [`clock`]: the one source of time ([`SystemClock`] in the binary, [`ManualClock`] in tests).
 //! - [`config`]: process settings and the instances file.
-//! - `mds` (private): the classic message delivery service (`ec2messages`, spec §9.2): long-poll
-//!   GetMessages and the agent's replies, for agents without a control channel.
+//! - [`fleet`]: [`serve`], the server with an embedded fleet of ssm-agent-sim agents.
 //!
 //! # Entry points
 //! [`app`] builds the router without a server, for `tower::ServiceExt::oneshot` in tests;
 //! [`run`] serves it on a listener until a shutdown future completes.
 //!
 //! # Architecture invariants
-//! - Only `api` (and `mds`, its sibling endpoint) knows AWS JSON and HTTP; `model` knows
-//!   neither. The emulator never depends on aws-sdk-ssm.
+//! - Only `api` knows AWS JSON and HTTP; `model` knows neither. The emulator never depends on
+//!   aws-sdk-ssm.
 //! - All randomness (request ids, tokens) comes from one RNG seeded by [`Config::seed`], and
 //!   all time from one [`Clock`]: the same seed and requests give the same responses.
 //! - No lock is held across an `.await`: operations run to completion under a std mutex.
@@ -29,8 +28,7 @@ mod api;
 pub mod clock;
 pub mod config;
 pub mod control;
-/// MDS (`ec2messages`): Run Command for agents that poll.
-mod mds;
+pub mod fleet;
 /// SSM documents: the AWS-owned ones, the account's own, and parameter resolution.
 mod documents;
 pub mod model;
@@ -40,6 +38,7 @@ use std::future::Future;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::Config;
+pub use fleet::{FleetSetup, serve};
 pub use model::Emulator;
 
 /// The whole HTTP application on `state`: the SSM API and the agent's control channel.

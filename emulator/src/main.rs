@@ -10,13 +10,19 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
 use ssm_emulator::config::{self, Config};
-use ssm_emulator::{Emulator, SystemClock};
+use ssm_emulator::{Emulator, FleetSetup, SystemClock};
 use tracing_subscriber::EnvFilter;
 
 /// Offline emulator of AWS Systems Manager (Session Manager and Run Command).
 ///
+/// With no arguments it serves the SSM API on 127.0.0.1:4583 with an embedded fleet of three
+/// simulated instances (Online within a second; Run Command runs real /bin/sh processes).
 /// Point an AWS client at it with `--endpoint-url http://127.0.0.1:4583` (any credentials;
-/// the region comes from the request's signature).
+/// the region comes from the request's signature), or export
+/// AWS_ENDPOINT_URL=http://127.0.0.1:4583 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
+/// AWS_DEFAULT_REGION=us-east-1.
+///
+/// Log level: RUST_LOG (default ssm_emulator=info).
 #[derive(Debug, Parser)]
 #[command(version, about, long_about)]
 struct Args {
@@ -46,10 +52,22 @@ struct Args {
     #[arg(long, value_name = "SECS", default_value_t = config::DEFAULT_PING_GRACE.as_secs(), env = "SSM_EMULATOR_PING_GRACE")]
     ping_grace: u64,
 
-    /// Seed of the random generator behind every id and token; the same seed and requests
-    /// give the same responses. Random if not given (the log shows the one used).
+    /// Seed of the random generator behind every id and token, and of the embedded fleet's
+    /// instance ids; the same seed and requests give the same responses. Random if not given
+    /// (the log shows the one used).
     #[arg(long, value_name = "N", env = "SSM_EMULATOR_SEED")]
     seed: Option<u64>,
+
+    /// How many simulated instances (ssm-agent-sim agents, Amazon Linux 2023, agent
+    /// 3.3.1142.0) to run inside the emulator, connected to its own address. 0 serves the API
+    /// alone (for the real amazon-ssm-agent or a separate ssm-agent-sim).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 3,
+        env = "SSM_EMULATOR_FLEET"
+    )]
+    fleet: usize,
 
     /// The AWS account id every request is served from.
     #[arg(long, value_name = "ID", default_value = config::DEFAULT_ACCOUNT_ID, env = "SSM_EMULATOR_ACCOUNT_ID")]
@@ -81,9 +99,11 @@ fn init_tracing() {
 
 async fn serve(args: Args) -> Result<(), String> {
     let config = config_of(&args)?;
+    let seed = config.seed;
     tracing::info!(
-        seed = config.seed,
-        instances = config.instances.len(),
+        seed,
+        declared_instances = config.instances.len(),
+        fleet = args.fleet,
         "starting"
     );
     let emulator = Emulator::new(config, Arc::new(SystemClock));
@@ -98,14 +118,17 @@ async fn serve(args: Args) -> Result<(), String> {
             ),
             _ => format!("cannot listen on {}: {e}", args.listen),
         })?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| format!("cannot read the listening address: {e}"))?;
-    tracing::info!("SSM API on http://{addr} (aws ssm --endpoint-url http://{addr} …)");
 
-    ssm_emulator::run(listener, emulator, shutdown_signal())
-        .await
-        .map_err(|e| format!("server failed: {e}"))
+    // One directory per run for the fleet's command files, removed when the fleet has stopped.
+    let work_dir = std::env::temp_dir().join(format!("ssm-emulator-{}", std::process::id()));
+    let fleet = FleetSetup::generated(args.fleet, seed, work_dir.clone());
+    let result = ssm_emulator::serve(listener, emulator, fleet, shutdown_signal()).await;
+    if let Err(e) = std::fs::remove_dir_all(&work_dir)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!("cannot remove {}: {e}", work_dir.display());
+    }
+    result.map_err(|e| e.to_string())
 }
 
 fn config_of(args: &Args) -> Result<Config, String> {

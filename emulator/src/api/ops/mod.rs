@@ -26,6 +26,7 @@ mod get_inventory;
 mod list_command_invocations;
 mod list_commands;
 mod list_documents;
+mod list_instance_associations;
 mod list_tags_for_resource;
 mod remove_tags_from_resource;
 mod send_command;
@@ -51,6 +52,7 @@ pub(crate) enum Operation {
     AddTagsToResource(add_tags_to_resource::Request),
     RemoveTagsFromResource(remove_tags_from_resource::Request),
     ListTagsForResource(list_tags_for_resource::Request),
+    ListInstanceAssociations(list_instance_associations::Request),
     GetInventory(get_inventory::Request),
     // Boxed: its request is several times larger than any other.
     SendCommand(Box<send_command::Request>),
@@ -92,6 +94,7 @@ impl Operation {
             "AddTagsToResource" => Operation::AddTagsToResource(from_body(body)?),
             "RemoveTagsFromResource" => Operation::RemoveTagsFromResource(from_body(body)?),
             "ListTagsForResource" => Operation::ListTagsForResource(from_body(body)?),
+            "ListInstanceAssociations" => Operation::ListInstanceAssociations(from_body(body)?),
             "GetInventory" => Operation::GetInventory(from_body(body)?),
             "SendCommand" => Operation::SendCommand(Box::new(from_body(body)?)),
             "ListCommands" => Operation::ListCommands(from_body(body)?),
@@ -117,6 +120,7 @@ impl Operation {
             Operation::AddTagsToResource(_) => "AddTagsToResource",
             Operation::RemoveTagsFromResource(_) => "RemoveTagsFromResource",
             Operation::ListTagsForResource(_) => "ListTagsForResource",
+            Operation::ListInstanceAssociations(_) => "ListInstanceAssociations",
             Operation::GetInventory(_) => "GetInventory",
             Operation::SendCommand(_) => "SendCommand",
             Operation::ListCommands(_) => "ListCommands",
@@ -156,6 +160,10 @@ impl Operation {
                 to_body(&req.apply(emu, scope)?)
             }
             Operation::ListTagsForResource(req) => {
+                req.validate()?;
+                to_body(&req.apply(emu, scope)?)
+            }
+            Operation::ListInstanceAssociations(req) => {
                 req.validate()?;
                 to_body(&req.apply(emu, scope)?)
             }
@@ -212,8 +220,7 @@ impl Operation {
 }
 
 /// Parses a request body. An empty body counts as `{}`, which some clients send as nothing.
-/// (MDS, `crate::mds`, parses its bodies the same way.)
-pub(crate) fn from_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+fn from_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let body = if body.iter().all(u8::is_ascii_whitespace) {
         b"{}".as_slice()
     } else {
@@ -224,7 +231,7 @@ pub(crate) fn from_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError>
     })
 }
 
-pub(crate) fn to_body<T: Serialize>(response: &T) -> Result<String, ApiError> {
+fn to_body<T: Serialize>(response: &T) -> Result<String, ApiError> {
     serde_json::to_string(response)
         .map_err(|e| ApiError::InternalServerError(format!("cannot serialize the response: {e}")))
 }
