@@ -52,6 +52,11 @@ pub const DEFAULT_REGION: &str = "us-east-1";
 /// real-agent health-ping periods (5 min each, spec §9.4).
 pub const DEFAULT_PING_GRACE: Duration = Duration::from_secs(600);
 
+/// How long an MDS GetMessages with nothing to deliver is held before it is answered with no
+/// messages: the 5 s the recorded service held (`get_messages_hold_s` in
+/// agent-accessdenied.jsonl, where empty polls are answered 5.0 s apart).
+pub const DEFAULT_GET_MESSAGES_HOLD: Duration = Duration::from_secs(5);
+
 /// Settings of one emulator process.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -65,6 +70,9 @@ pub struct Config {
     pub seed: u64,
     /// Nodes that exist from the start.
     pub instances: Vec<DeclaredInstance>,
+    /// How long an MDS GetMessages is held when there is nothing to deliver
+    /// ([`DEFAULT_GET_MESSAGES_HOLD`]; tests shorten it).
+    pub get_messages_hold: Duration,
 }
 
 impl Config {
@@ -77,6 +85,7 @@ impl Config {
             ping_grace: DEFAULT_PING_GRACE,
             seed,
             instances: Vec::new(),
+            get_messages_hold: DEFAULT_GET_MESSAGES_HOLD,
         }
     }
 }

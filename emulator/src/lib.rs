@@ -11,6 +11,8 @@
 //!   resolution SendCommand and StartSession share.
 //! - [`clock`]: the one source of time ([`SystemClock`] in the binary, [`ManualClock`] in tests).
 //! - [`config`]: process settings and the instances file.
+//! - `mds` (private): the classic message delivery service (`ec2messages`, spec §9.2): long-poll
+//!   GetMessages and the agent's replies, for agents without a control channel.
 //! - [`fleet`]: [`serve`], the server with an embedded fleet of ssm-agent-sim agents.
 //!
 //! # Entry points
@@ -18,8 +20,8 @@
 //! [`run`] serves it on a listener until a shutdown future completes.
 //!
 //! # Architecture invariants
-//! - Only `api` knows AWS JSON and HTTP; `model` knows neither. The emulator never depends on
-//!   aws-sdk-ssm.
+//! - Only `api` (and `mds`, its sibling endpoint) knows AWS JSON and HTTP; `model` knows
+//!   neither. The emulator never depends on aws-sdk-ssm.
 //! - All randomness (request ids, tokens) comes from one RNG seeded by [`Config::seed`], and
 //!   all time from one [`Clock`]: the same seed and requests give the same responses.
 //! - No lock is held across an `.await`: operations run to completion under a std mutex.
@@ -28,9 +30,11 @@ mod api;
 pub mod clock;
 pub mod config;
 pub mod control;
-pub mod fleet;
 /// SSM documents: the AWS-owned ones, the account's own, and parameter resolution.
 mod documents;
+pub mod fleet;
+/// MDS (`ec2messages`): Run Command for agents that poll.
+mod mds;
 pub mod model;
 mod run_command;
 

@@ -1,4 +1,6 @@
 //! The SSM JSON 1.1 API (spec §10): `POST /` with `X-Amz-Target: AmazonSSM.<Operation>`.
+//! The same route serves MDS (`EC2WindowsMessageDeliveryService.<Op>`, spec §9.2), which
+//! `handle` passes to `crate::mds` by its target prefix.
 //!
 //! - [`ops`]: one module per operation and the closed [`ops::Operation`] enum;
 //! - [`error`]: [`error::ApiError`], the one error type, rendered as `{"__type","message"}`;
@@ -11,7 +13,7 @@
 pub(crate) mod error;
 pub(crate) mod ops;
 mod pagination;
-mod validate;
+pub(crate) mod validate;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -51,10 +53,20 @@ async fn handle(State(emu): State<Emulator>, headers: HeaderMap, body: Bytes) ->
         .and_then(region_of_authorization)
         .unwrap_or(emu.default_region());
     let scope = emu.scope(region);
+    if let Some(name) = target.and_then(|t| t.strip_prefix(crate::mds::TARGET_PREFIX)) {
+        let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+        let result = crate::mds::handle(&emu, &scope, name, host, &body).await;
+        return respond(result);
+    }
     let result = Operation::parse(target, &body).and_then(|op| {
         tracing::debug!(operation = op.name(), region = %scope.region, "apply");
         op.apply(&emu, &scope)
     });
+    respond(result)
+}
+
+/// A response body or an error, as an HTTP response.
+fn respond(result: Result<String, error::ApiError>) -> Response {
     match result {
         Ok(body) => (
             StatusCode::OK,

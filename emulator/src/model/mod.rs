@@ -60,6 +60,8 @@ pub(crate) struct State {
     regions: HashMap<Scope, RegionState>,
     /// Control-channel tokens and connections (spec §9.1), across all scopes.
     pub(crate) control: crate::control::Registry,
+    /// MDS (`ec2messages`) message queues and polls (spec §9.2), across all scopes.
+    pub(crate) mds: crate::mds::Registry,
 }
 
 /// The resources of one account in one region.
@@ -82,6 +84,7 @@ impl Emulator {
             rng: StdRng::seed_from_u64(config.seed),
             regions: HashMap::new(),
             control: crate::control::Registry::default(),
+            mds: crate::mds::Registry::new(config.get_messages_hold),
         };
         for declared in &config.instances {
             let scope = Scope {

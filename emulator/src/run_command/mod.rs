@@ -1,6 +1,7 @@
 //! Run Command over the control channel (spec §9.1, §9.2): the dispatcher that delivers
 //! `agent_job`s under `MaxConcurrency` and `MaxErrors`, and the handling of the agent's
-//! `agent_job_ack` and `agent_job_reply`.
+//! `agent_job_ack` and `agent_job_reply`. Nodes without a control channel that poll MDS get the
+//! same jobs as MDS messages (`crate::mds`), and their replies go through the same code.
 //!
 //! The dispatcher is one function, [`pump`], run under the state lock whenever something it
 //! depends on changes: a SendCommand or CancelCommand, a control channel opening or closing,
@@ -25,8 +26,8 @@ use std::time::{Duration, SystemTime};
 
 use ssm_protocol::MessageType;
 use ssm_protocol::payload::{
-    self, AgentJob, AgentJobAck, AgentJobReply, CancelCommandPayload, TOPIC_CANCEL_COMMAND,
-    TOPIC_SEND_COMMAND,
+    self, AgentJob, AgentJobAck, AgentJobReply, CancelCommandPayload, SendReplyPayload,
+    TOPIC_CANCEL_COMMAND, TOPIC_SEND_COMMAND,
 };
 
 use crate::model::command::{Command, Delivery, Status};
@@ -127,16 +128,27 @@ pub(crate) fn on_job_reply(
         // The cancel job's own InProgress reply; the cancelled command reports for itself.
         return;
     }
-    let content = match reply.reply() {
-        Ok(content) => content,
+    match reply.reply() {
+        Ok(content) => apply_reply(emu, scope, instance_id, &reply.job_id, &content),
         Err(e) => {
             tracing::warn!(instance_id, error = %e, "agent_job_reply with unreadable content");
-            return;
         }
-    };
+    }
+}
+
+/// A new command status report from `instance_id` about job `job_id`, whichever way it came:
+/// the `content` of an `agent_job_reply`, or the `Payload` of an MDS SendReply. Reports about
+/// jobs that are not commands of this emulator (a cancel job's own reply) are ignored.
+pub(crate) fn apply_reply(
+    emu: &Emulator,
+    scope: &Scope,
+    instance_id: &str,
+    job_id: &str,
+    content: &SendReplyPayload,
+) {
     let now = emu.now();
     emu.with_state(|state| {
-        let Some(command_id) = command_of_job(&reply.job_id) else {
+        let Some(command_id) = command_of_job(job_id) else {
             return;
         };
         let Some(invocation) = state
@@ -145,11 +157,7 @@ pub(crate) fn on_job_reply(
             .get_mut(command_id)
             .and_then(|c| c.invocation_mut(instance_id))
         else {
-            tracing::debug!(
-                instance_id,
-                job_id = reply.job_id,
-                "reply for an unknown job"
-            );
+            tracing::debug!(instance_id, job_id, "reply for an unknown job");
             return;
         };
         invocation.apply_reply(&content.document_status, content.runtime_status.as_ref());
@@ -160,20 +168,23 @@ pub(crate) fn on_job_reply(
 /// The dispatcher: applies delivery timeouts and MaxErrors, delivers jobs under
 /// MaxConcurrency, sends owed cancel jobs, and turns unacknowledged jobs of nodes that went
 /// away back into undelivered ones.
+///
+/// A node is reachable while its control channel is open or while it polls MDS
+/// (`crate::mds`); [`deliver`] picks the route.
 pub(crate) fn pump(state: &mut State, scope: &Scope, now: SystemTime) {
-    let connected: HashSet<String> = state.control.connected_in(scope);
-    let mut jobs: Vec<(String, String, Vec<u8>)> = Vec::new();
+    crate::mds::refresh_connected(state, scope, now);
+    let mut reachable: HashSet<String> = state.control.connected_in(scope);
+    reachable.extend(state.mds.polling_in(scope, now));
+    let mut jobs: Vec<(String, String, AgentJob)> = Vec::new();
     let mut cancels: Vec<(String, String)> = Vec::new();
     let Some(region) = state.region_mut_if_present(scope) else {
         return;
     };
     for command in region.commands.iter_mut() {
-        plan(command, now, &connected, &mut jobs, &mut cancels);
+        plan(command, now, &reachable, &mut jobs, &mut cancels);
     }
-    for (command_id, instance_id, payload) in jobs {
-        let sent = state
-            .send_to_agent(scope, &instance_id, now, MessageType::AgentJob, payload)
-            .is_some();
+    for (command_id, instance_id, job) in jobs {
+        let sent = deliver(state, scope, &instance_id, &job, now);
         if !sent
             && let Some(invocation) = state
                 .region_mut(scope)
@@ -190,15 +201,10 @@ pub(crate) fn pump(state: &mut State, scope: &Scope, now: SystemTime) {
         let cancel = CancelCommandPayload {
             cancel_message_id: job_id(&command_id, &instance_id),
         };
-        let Some(payload) = AgentJob::cancel_command(&cancel_job, TOPIC_CANCEL_COMMAND, &cancel)
-            .ok()
-            .and_then(|job| payload::to_json_bytes(&job).ok())
-        else {
+        let Ok(job) = AgentJob::cancel_command(&cancel_job, TOPIC_CANCEL_COMMAND, &cancel) else {
             continue;
         };
-        let sent = state
-            .send_to_agent(scope, &instance_id, now, MessageType::AgentJob, payload)
-            .is_some();
+        let sent = deliver(state, scope, &instance_id, &job, now);
         if sent
             && let Some(invocation) = state
                 .region_mut(scope)
@@ -211,12 +217,31 @@ pub(crate) fn pump(state: &mut State, scope: &Scope, now: SystemTime) {
     }
 }
 
+/// Sends `job` to `instance_id`: as an `agent_job` on its control channel if one is open,
+/// otherwise as an MDS message if it polls. Returns whether it went out.
+fn deliver(
+    state: &mut State,
+    scope: &Scope,
+    instance_id: &str,
+    job: &AgentJob,
+    now: SystemTime,
+) -> bool {
+    if state.control.is_connected(scope, instance_id) {
+        return payload::to_json_bytes(job).ok().is_some_and(|bytes| {
+            state
+                .send_to_agent(scope, instance_id, now, MessageType::AgentJob, bytes)
+                .is_some()
+        });
+    }
+    crate::mds::deliver(state, scope, instance_id, job, now)
+}
+
 /// Decides, for one command, what changes and what to send.
 fn plan(
     command: &mut Command,
     now: SystemTime,
-    connected: &HashSet<String>,
-    jobs: &mut Vec<(String, String, Vec<u8>)>,
+    reachable: &HashSet<String>,
+    jobs: &mut Vec<(String, String, AgentJob)>,
     cancels: &mut Vec<(String, String)>,
 ) {
     let expired = now >= command.expires_after;
@@ -226,7 +251,7 @@ fn plan(
         }
         // A job sent on a connection that closed before the agent acknowledged it was not
         // delivered: send it again when the node is back.
-        if invocation.delivery == Delivery::Sent && !connected.contains(&invocation.instance_id) {
+        if invocation.delivery == Delivery::Sent && !reachable.contains(&invocation.instance_id) {
             invocation.delivery = Delivery::NotSent;
             if invocation.status != Status::Cancelling {
                 invocation.set(Status::Delayed, "Delayed");
@@ -239,7 +264,7 @@ fn plan(
         if invocation.cancel_requested
             && !invocation.cancel_sent
             && invocation.delivery != Delivery::NotSent
-            && connected.contains(&invocation.instance_id)
+            && reachable.contains(&invocation.instance_id)
         {
             cancels.push((command.command_id.clone(), invocation.instance_id.clone()));
         }
@@ -254,14 +279,13 @@ fn plan(
     }
     let limit = command.concurrency_limit();
     let mut in_flight = command.in_flight();
-    let job = |command: &Command, instance_id: &str| -> Option<Vec<u8>> {
-        let job = AgentJob::send_command(
+    let job = |command: &Command, instance_id: &str| -> Option<AgentJob> {
+        AgentJob::send_command(
             &job_id(&command.command_id, instance_id),
             TOPIC_SEND_COMMAND,
             &command.payload,
         )
-        .ok()?;
-        payload::to_json_bytes(&job).ok()
+        .ok()
     };
     let mut picked = Vec::new();
     for (index, invocation) in command.invocations.iter_mut().enumerate() {
@@ -271,7 +295,7 @@ fn plan(
         if in_flight >= limit {
             break;
         }
-        if connected.contains(&invocation.instance_id) {
+        if reachable.contains(&invocation.instance_id) {
             picked.push(index);
             in_flight += 1;
         } else {
@@ -280,11 +304,11 @@ fn plan(
     }
     for index in picked {
         let instance_id = command.invocations[index].instance_id.clone();
-        if let Some(payload) = job(command, &instance_id) {
+        if let Some(agent_job) = job(command, &instance_id) {
             // Marked as sent at once, so that a second pass does not pick it again; the caller
             // turns it Delayed if the frame could not be queued.
             command.invocations[index].delivery = Delivery::Sent;
-            jobs.push((command.command_id.clone(), instance_id, payload));
+            jobs.push((command.command_id.clone(), instance_id, agent_job));
         }
     }
 }

@@ -220,7 +220,8 @@ impl Operation {
 }
 
 /// Parses a request body. An empty body counts as `{}`, which some clients send as nothing.
-fn from_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+/// (MDS, `crate::mds`, parses its bodies the same way.)
+pub(crate) fn from_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let body = if body.iter().all(u8::is_ascii_whitespace) {
         b"{}".as_slice()
     } else {
@@ -231,7 +232,7 @@ fn from_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     })
 }
 
-fn to_body<T: Serialize>(response: &T) -> Result<String, ApiError> {
+pub(crate) fn to_body<T: Serialize>(response: &T) -> Result<String, ApiError> {
     serde_json::to_string(response)
         .map_err(|e| ApiError::InternalServerError(format!("cannot serialize the response: {e}")))
 }
