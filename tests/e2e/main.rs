@@ -8,12 +8,17 @@
 //! - [`binary`]: the emulator's own command line (`--help`, a port in use, a bad file);
 //! - [`cli`]: the AWS CLI (the tutorial command, inventory, tags, errors);
 //! - [`boto3`]: boto3's paginator and `ClientError`s;
+//! - [`run_command_cli`], [`run_command_boto3`], [`run_command_sdk`]: Run Command with each
+//!   client against a separate `ssm-agent-sim` fleet;
 //! - [`sdk`]: aws-sdk-ssm's typed errors and paginator.
 
 mod agent;
 mod binary;
 mod boto3;
 mod cli;
+mod run_command_boto3;
+mod run_command_cli;
+mod run_command_sdk;
 mod sdk;
 
 use serde_json::{Value, json};

@@ -66,6 +66,13 @@ impl AgentSim {
         self.process.log()
     }
 
+    /// Kills the process with SIGKILL, as a crash or a pulled plug would: its agents close
+    /// nothing and send nothing more. The scripts they run are in process groups of their own
+    /// and outlive it (as they would outlive a crashed amazon-ssm-agent).
+    pub fn kill(&mut self) {
+        self.process.kill();
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         self.process.exited().is_none()

@@ -54,6 +54,9 @@ impl Emulator {
             .env_clear()
             .env("RUST_LOG", log_filter())
             .env("NO_COLOR", "1")
+            // No embedded fleet: the tests start the agents they need as separate processes.
+            // (An environment variable rather than `--fleet 0`, which older builds refuse.)
+            .env("SSM_EMULATOR_FLEET", "0")
             .args(["--listen", "127.0.0.1:0", "--instances-file"])
             .arg(&file);
         if !args.contains(&"--seed") {

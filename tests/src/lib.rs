@@ -14,6 +14,8 @@
 //!   its instances are Online.
 //! - [`clients`]: [`Aws`] (the AWS CLI) and [`Python`] (boto3 scripts under `tests/python/`),
 //!   both hermetic: dummy credentials, empty config files, no metadata service.
+//! - [`run_command`]: [`Fleet`], an emulator with a separate `ssm-agent-sim` fleet, bounded
+//!   polls of command state, and the CLI's text formatter for `--output text` assertions.
 //! - [`sdk`]: [`sdk::client`], an aws-sdk-ssm client for an endpoint, plain HTTP, static
 //!   credentials, retries as the test asks.
 //!
@@ -29,11 +31,13 @@ pub mod agent;
 pub mod clients;
 pub mod emulator;
 pub mod process;
+pub mod run_command;
 pub mod sdk;
 
 pub use agent::AgentSim;
 pub use clients::{Aws, CliOutput, Python};
 pub use emulator::Emulator;
+pub use run_command::Fleet;
 
 /// Whether `s` looks like the request ids AWS (and the emulator) send: a lower-case UUID.
 pub fn uuid_shaped(s: &str) -> bool {

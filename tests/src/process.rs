@@ -194,6 +194,12 @@ impl ChildProcess {
         self.stdout_lines = None;
     }
 
+    /// Kills the child (SIGKILL: it gets no chance to say goodbye) and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Waits for the child to exit, polling for at most `limit`; kills it and panics if it does
     /// not.
     pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
