@@ -11,6 +11,8 @@
 //!   resolution SendCommand and StartSession share.
 //! - [`clock`]: the one source of time ([`SystemClock`] in the binary, [`ManualClock`] in tests).
 //! - [`config`]: process settings and the instances file.
+//! - [`tls`]: the optional TLS listener (`--tls-listen`) with a CA and certificate made at
+//!   start, and the [`tls::Scheme`] request extension.
 //! - `mds` (private): the classic message delivery service (`ec2messages`, spec §9.2): long-poll
 //!   GetMessages and the agent's replies, for agents without a control channel.
 //! - [`fleet`]: [`serve`], the server with an embedded fleet of ssm-agent-sim agents.
@@ -37,6 +39,7 @@ pub mod fleet;
 mod mds;
 pub mod model;
 mod run_command;
+pub mod tls;
 
 use std::future::Future;
 

@@ -76,6 +76,10 @@ struct Args {
     /// Region of requests that carry no SigV4 Authorization header.
     #[arg(long, value_name = "REGION", default_value = config::DEFAULT_REGION, env = "SSM_EMULATOR_REGION")]
     region: String,
+
+    /// TLS listener (https/wss) for the real amazon-ssm-agent.
+    #[command(flatten)]
+    tls: ssm_emulator::tls::TlsArgs,
 }
 
 #[tokio::main]
@@ -107,6 +111,7 @@ async fn serve(args: Args) -> Result<(), String> {
         "starting"
     );
     let emulator = Emulator::new(config, Arc::new(SystemClock));
+    ssm_emulator::tls::start(&args.tls, &emulator, shutdown_signal()).await?;
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
