@@ -981,8 +981,15 @@ fn run_command_errors_exit_255_with_the_aws_message() {
             ),
         ),
     ];
-    for (args, message) in &cases {
-        let out = aws.ssm(args);
+    // The calls are independent: run them side by side, then check each in order.
+    let outs: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = cases
+            .iter()
+            .map(|(args, _)| scope.spawn(|| aws.ssm(args)))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for ((args, message), out) in cases.iter().zip(outs) {
         assert_eq!(
             (out.code, out.stdout.as_str(), out.stderr.trim()),
             (CLI_V1_FAILED, "", message.trim()),
