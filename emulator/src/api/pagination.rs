@@ -52,10 +52,27 @@ pub(crate) fn page<T>(
     size: usize,
     fingerprint: &str,
 ) -> (Vec<T>, Option<String>) {
-    let mut rest: Vec<T> = match after {
-        Some(after) => items.into_iter().filter(|i| key(i) > after).collect(),
-        None => items,
-    };
+    match after {
+        Some(after) => page_from(
+            items.into_iter().filter(|i| key(i) > after),
+            &key,
+            size,
+            fingerprint,
+        ),
+        None => page_from(items, &key, size, fingerprint),
+    }
+}
+
+/// One page of `items`, which are sorted by key and already start after the key a token
+/// resumes after, with the `NextToken` for the rest if any remain. Takes at most one item
+/// more than the page, so a lazy iterator (over references) is never walked to its end.
+pub(crate) fn page_from<T>(
+    items: impl IntoIterator<Item = T>,
+    key: impl Fn(&T) -> &str,
+    size: usize,
+    fingerprint: &str,
+) -> (Vec<T>, Option<String>) {
+    let mut rest: Vec<T> = items.into_iter().take(size.saturating_add(1)).collect();
     if rest.len() <= size {
         return (rest, None);
     }

@@ -30,8 +30,9 @@ pub(crate) struct Registry {
     tokens: HashMap<String, (Scope, String)>,
     /// Instance → its tokens, oldest first, to bound `tokens`.
     tokens_by_instance: HashMap<(Scope, String), VecDeque<String>>,
-    /// Instance → its live connection. A newer connection replaces an older one.
-    connections: HashMap<(Scope, String), Connection>,
+    /// Scope → instance → its live connection. A newer connection replaces an older one.
+    /// Nested so that the dispatcher's per-node lookups borrow instead of building a key.
+    connections: HashMap<Scope, HashMap<String, Connection>>,
     /// Numbers connections, so that a replaced connection's close does not unregister its
     /// successor.
     next_connection: u64,
@@ -74,45 +75,49 @@ impl Registry {
     pub(crate) fn connect(&mut self, scope: &Scope, instance_id: &str, outbox: Outbox) -> u64 {
         self.next_connection += 1;
         let id = self.next_connection;
-        self.connections.insert(
-            (scope.clone(), instance_id.to_owned()),
-            Connection { id, outbox },
-        );
+        self.connections
+            .entry(scope.clone())
+            .or_default()
+            .insert(instance_id.to_owned(), Connection { id, outbox });
         id
     }
 
     /// Forgets connection `id` of `instance_id` if it is still the current one. Returns
     /// whether it was (a replaced connection's close changes nothing).
     pub(crate) fn disconnect(&mut self, scope: &Scope, instance_id: &str, id: u64) -> bool {
-        let key = (scope.clone(), instance_id.to_owned());
-        if self.connections.get(&key).is_some_and(|c| c.id == id) {
-            self.connections.remove(&key);
-            true
-        } else {
-            false
+        match self.connections.get_mut(scope) {
+            Some(live) if live.get(instance_id).is_some_and(|c| c.id == id) => {
+                live.remove(instance_id);
+                true
+            }
+            _ => false,
         }
+    }
+
+    /// The live connection of `instance_id`, if any (open or not).
+    fn connection(&self, scope: &Scope, instance_id: &str) -> Option<&Connection> {
+        self.connections.get(scope)?.get(instance_id)
     }
 
     /// Whether `instance_id` has a live control channel.
     pub(crate) fn is_connected(&self, scope: &Scope, instance_id: &str) -> bool {
-        self.connections
-            .get(&(scope.clone(), instance_id.to_owned()))
+        self.connection(scope, instance_id)
             .is_some_and(|c| !c.outbox.is_closed())
     }
 
-    /// The instances of `scope` with a live control channel.
-    pub(crate) fn connected_in(&self, scope: &Scope) -> HashSet<String> {
-        self.connections
-            .iter()
-            .filter(|((s, _), c)| s == scope && !c.outbox.is_closed())
-            .map(|((_, id), _)| id.clone())
-            .collect()
+    /// Whether an instance of `scope` has a live control channel, as [`Self::is_connected`]
+    /// answers, with the scope looked up once for many questions.
+    pub(crate) fn connected_in(&self, scope: &Scope) -> impl Fn(&str) -> bool + '_ {
+        let live = self.connections.get(scope);
+        move |instance_id| {
+            live.and_then(|live| live.get(instance_id))
+                .is_some_and(|c| !c.outbox.is_closed())
+        }
     }
 
     /// Queues an encoded frame for `instance_id`. Returns whether it had a live connection.
     pub(crate) fn send(&self, scope: &Scope, instance_id: &str, frame: Vec<u8>) -> bool {
-        self.connections
-            .get(&(scope.clone(), instance_id.to_owned()))
+        self.connection(scope, instance_id)
             .is_some_and(|c| c.outbox.send(frame).is_ok())
     }
 

@@ -78,18 +78,22 @@ pub(crate) fn deliver(
 }
 
 /// Keeps the `connected` flag of every node that ever polled equal to "control channel open
-/// or polling at `now`".
-pub(crate) fn refresh_connected(state: &mut State, scope: &Scope, now: SystemTime) {
-    for instance_id in state.mds.pollers_in(scope) {
-        let up = state.control.is_connected(scope, &instance_id)
-            || state.mds.is_polling(scope, &instance_id, now);
-        if let Some(node) = state
-            .region_mut_if_present(scope)
-            .and_then(|region| region.instances.get_mut(&instance_id))
-        {
+/// or polling at `now`". Returns whether a node lost its connection by this (it stopped
+/// polling and has no control channel): the dispatcher must then look at every command.
+pub(crate) fn refresh_connected(state: &mut State, scope: &Scope, now: SystemTime) -> bool {
+    let (region, control, mds) = state.dispatch_parts(scope);
+    let Some(region) = region else {
+        return false;
+    };
+    let mut lost = false;
+    for (instance_id, polling) in mds.pollers_in(scope, now) {
+        let up = control.is_connected(scope, instance_id) || polling;
+        if let Some(node) = region.instances.get_mut(instance_id) {
+            lost |= node.connected && !up;
             node.connected = up;
         }
     }
+    lost
 }
 
 /// `t` as `YYYY-MM-DDTHH:MM:SS.mmmZ`, the 24-character `CreatedDate` the agent requires.

@@ -6,7 +6,7 @@
 //! critical section in which it changes an invocation. Nothing here knows JSON or HTTP; time
 //! comes in as an argument.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -38,8 +38,9 @@ pub(crate) struct MdsMessage {
 pub(crate) struct Registry {
     /// How long a GetMessages with nothing to deliver is held.
     hold: Duration,
-    /// Per scope and Destination.
-    destinations: HashMap<(Scope, String), Destination>,
+    /// Per scope, per Destination. Nested so that the dispatcher's per-node lookups borrow
+    /// instead of building a key.
+    destinations: HashMap<Scope, HashMap<String, Destination>>,
 }
 
 #[derive(Debug, Default)]
@@ -78,13 +79,14 @@ impl Registry {
 
     fn destination(&mut self, scope: &Scope, instance_id: &str) -> &mut Destination {
         self.destinations
-            .entry((scope.clone(), instance_id.to_owned()))
+            .entry(scope.clone())
+            .or_default()
+            .entry(instance_id.to_owned())
             .or_default()
     }
 
     fn get(&self, scope: &Scope, instance_id: &str) -> Option<&Destination> {
-        self.destinations
-            .get(&(scope.clone(), instance_id.to_owned()))
+        self.destinations.get(scope)?.get(instance_id)
     }
 
     /// A GetMessages from `instance_id` arrived and will be held. Returns what wakes it.
@@ -120,22 +122,28 @@ impl Registry {
             .is_some_and(|d| d.is_polling(now))
     }
 
-    /// The instances of `scope` that count as polling at `now`.
-    pub(crate) fn polling_in(&self, scope: &Scope, now: SystemTime) -> HashSet<String> {
-        self.destinations
-            .iter()
-            .filter(|((s, _), d)| s == scope && d.is_polling(now))
-            .map(|((_, id), _)| id.clone())
-            .collect()
+    /// Whether an instance of `scope` counts as polling at `now`, as [`Self::is_polling`]
+    /// answers, with the scope looked up once for many questions.
+    pub(crate) fn polling_in(&self, scope: &Scope, now: SystemTime) -> impl Fn(&str) -> bool + '_ {
+        let destinations = self.destinations.get(scope);
+        move |instance_id| {
+            destinations
+                .and_then(|d| d.get(instance_id))
+                .is_some_and(|d| d.is_polling(now))
+        }
     }
 
-    /// Every instance of `scope` that ever polled.
-    pub(crate) fn pollers_in(&self, scope: &Scope) -> Vec<String> {
+    /// Every instance of `scope` that ever polled, with whether it counts as polling at `now`.
+    pub(crate) fn pollers_in(
+        &self,
+        scope: &Scope,
+        now: SystemTime,
+    ) -> impl Iterator<Item = (&str, bool)> {
         self.destinations
-            .keys()
-            .filter(|(s, _)| s == scope)
-            .map(|(_, id)| id.clone())
-            .collect()
+            .get(scope)
+            .into_iter()
+            .flatten()
+            .map(move |(id, d)| (id.as_str(), d.is_polling(now)))
     }
 
     /// Queues `message` for `instance_id` (replacing a queued one with the same MessageId, so a
@@ -235,7 +243,12 @@ mod tests {
             "i-01234567",
             t0 + POLL_LIVENESS + Duration::from_secs(1)
         ));
-        assert!(r.polling_in(&scope(), t0).contains("i-01234567"));
+        assert!(r.polling_in(&scope(), t0)("i-01234567"));
+        assert!(!r.polling_in(&scope(), t0)("i-76543210"));
+        assert!(
+            r.pollers_in(&scope(), t0)
+                .eq([("i-01234567", true)].into_iter())
+        );
     }
 
     #[test]

@@ -47,11 +47,20 @@ pub(crate) struct Commands {
     keys: HashMap<String, String>,
     /// Numbers commands in creation order.
     next_seq: u64,
+    /// When the dispatcher last looked at every command (`crate::run_command::pump`).
+    pub(crate) pumped_all_at: Option<SystemTime>,
 }
 
 impl Commands {
     /// Stores a new command.
-    pub(crate) fn insert(&mut self, command: Command) {
+    pub(crate) fn insert(&mut self, mut command: Command) {
+        let mut by_instance = HashMap::with_capacity(command.invocations.len());
+        for (index, invocation) in command.invocations.iter().enumerate() {
+            by_instance
+                .entry(invocation.instance_id.clone())
+                .or_insert(index);
+        }
+        command.dispatch.by_instance = by_instance;
         self.next_seq += 1;
         let key = format!("{:016x}", u64::MAX - self.next_seq);
         self.keys.insert(command.command_id.clone(), key.clone());
@@ -74,10 +83,37 @@ impl Commands {
         self.by_key.iter()
     }
 
-    /// Every command, to change.
-    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = &mut Command> {
-        self.by_key.values_mut()
+    /// Every command that has an invocation not ended yet (or that the dispatcher has not
+    /// looked at since it ended), newest first, to change.
+    pub(crate) fn unfinished_mut(&mut self) -> impl Iterator<Item = &mut Command> {
+        self.by_key.values_mut().filter(|c| !c.dispatch.finished)
     }
+
+    /// Whether a command other than `command_id` may have a time-driven change due at `now`:
+    /// a delivery timeout not applied yet, or a clock that went back since the dispatcher
+    /// last looked at every command (or it never did).
+    pub(crate) fn others_due(&self, command_id: &str, now: SystemTime) -> bool {
+        self.pumped_all_at.is_none_or(|at| now < at)
+            || self.by_key.values().any(|c| {
+                !c.dispatch.finished
+                    && !c.dispatch.expiry_applied
+                    && now >= c.expires_after
+                    && c.command_id != command_id
+            })
+    }
+}
+
+/// The dispatcher's bookkeeping of one command (`crate::run_command`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Dispatch {
+    /// Instance id → index in `invocations`, filled when the command is stored.
+    by_instance: HashMap<String, usize>,
+    /// Every invocation ended. Terminal statuses never change, so the dispatcher has nothing
+    /// more to do for this command.
+    pub(crate) finished: bool,
+    /// The dispatcher ran at or after `expires_after`, so every invocation not acknowledged by
+    /// then timed out; a later run finds none left to time out.
+    pub(crate) expiry_applied: bool,
 }
 
 /// `CommandInvocationStatus` (and `CommandStatus`, which has the same values but `Delayed`).
@@ -197,6 +233,8 @@ pub(crate) struct Command {
     pub(crate) invocations: Vec<Invocation>,
     /// CancelCommand was called for every invocation.
     pub(crate) cancelled: bool,
+    /// What the dispatcher keeps about this command.
+    pub(crate) dispatch: Dispatch,
 }
 
 /// One command on one node.
@@ -466,6 +504,11 @@ impl Command {
 
     /// The invocation on `instance_id`.
     pub(crate) fn invocation_mut(&mut self, instance_id: &str) -> Option<&mut Invocation> {
+        if self.dispatch.by_instance.len() == self.invocations.len() {
+            let index = *self.dispatch.by_instance.get(instance_id)?;
+            return self.invocations.get_mut(index);
+        }
+        // Not stored yet (no index), or an instance targeted twice.
         self.invocations
             .iter_mut()
             .find(|i| i.instance_id == instance_id)

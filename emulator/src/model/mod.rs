@@ -211,9 +211,18 @@ impl State {
         self.regions.keys().cloned().collect()
     }
 
-    /// The resources of `scope`, if anything was ever stored there, to change.
-    pub(crate) fn region_mut_if_present(&mut self, scope: &Scope) -> Option<&mut RegionState> {
-        self.regions.get_mut(scope)
+    /// The resources of `scope` (if anything was ever stored there) and the two registries
+    /// that say who is reachable, borrowed apart so that the dispatcher can change commands
+    /// while it asks about nodes.
+    pub(crate) fn dispatch_parts(
+        &mut self,
+        scope: &Scope,
+    ) -> (
+        Option<&mut RegionState>,
+        &crate::control::Registry,
+        &crate::mds::Registry,
+    ) {
+        (self.regions.get_mut(scope), &self.control, &self.mds)
     }
 
     /// A random (version 4) UUID from the seeded RNG.

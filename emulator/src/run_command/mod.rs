@@ -10,6 +10,14 @@
 //! per emulator ([`ensure_dispatcher`]) also runs it every second, so that time-driven changes
 //! happen on a real clock with nobody asking. No thread or task per command.
 //!
+//! Its cost is kept to the commands that can change: a command whose invocations all ended is
+//! never looked at again (terminal statuses are final), reachability is asked per node of the
+//! registries, and an ack or a reply runs it for its own command only ([`pump_command`]),
+//! unless something time-driven may be due for another command (a delivery timeout, a poller
+//! that fell silent, a clock set back), when it runs over all of them as before. Nothing else
+//! changes what the dispatcher would do for another command: connections opening or closing,
+//! polls starting, SendCommand and CancelCommand all run the full pump themselves.
+//!
 //! The agent going offline in the middle of a command (decided from the agent's behaviour in
 //! spec §9.1 and the AWS status documentation):
 //! - a job sent but not yet acknowledged is treated as not delivered: the invocation turns
@@ -21,7 +29,6 @@
 //!   reconnects (agent-reconnect.jsonl), and those replies complete the invocation;
 //! - an invocation still undelivered at `ExpiresAfter` ends `TimedOut` / `DeliveryTimedOut`.
 
-use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
 use ssm_protocol::MessageType;
@@ -113,7 +120,7 @@ pub(crate) fn on_job_ack(emu: &Emulator, scope: &Scope, instance_id: &str, ack: 
                 invocation.set(Status::Failed, "Undeliverable");
             }
         }
-        pump(state, scope, now);
+        pump_command(state, scope, command_id, now);
     });
 }
 
@@ -161,29 +168,81 @@ pub(crate) fn apply_reply(
             return;
         };
         invocation.apply_reply(&content.document_status, content.runtime_status.as_ref());
-        pump(state, scope, now);
+        pump_command(state, scope, command_id, now);
     });
 }
 
 /// The dispatcher: applies delivery timeouts and MaxErrors, delivers jobs under
 /// MaxConcurrency, sends owed cancel jobs, and turns unacknowledged jobs of nodes that went
-/// away back into undelivered ones.
+/// away back into undelivered ones, for every command of `scope` not ended yet.
 ///
 /// A node is reachable while its control channel is open or while it polls MDS
 /// (`crate::mds`); [`deliver`] picks the route.
 pub(crate) fn pump(state: &mut State, scope: &Scope, now: SystemTime) {
     crate::mds::refresh_connected(state, scope, now);
-    let mut reachable: HashSet<String> = state.control.connected_in(scope);
-    reachable.extend(state.mds.polling_in(scope, now));
-    let mut jobs: Vec<(String, String, AgentJob)> = Vec::new();
-    let mut cancels: Vec<(String, String)> = Vec::new();
-    let Some(region) = state.region_mut_if_present(scope) else {
+    let mut planned = Planned::default();
+    let (region, control, mds) = state.dispatch_parts(scope);
+    let Some(region) = region else {
         return;
     };
-    for command in region.commands.iter_mut() {
-        plan(command, now, &reachable, &mut jobs, &mut cancels);
+    let reachable = reachable_in(control, mds, scope, now);
+    for command in region.commands.unfinished_mut() {
+        plan(command, now, &reachable, &mut planned);
     }
-    for (command_id, instance_id, job) in jobs {
+    region.commands.pumped_all_at = Some(now);
+    drop(reachable);
+    send_planned(state, scope, now, planned);
+}
+
+/// Whether a node of `scope` is reachable at `now`: its control channel is open or it polls.
+fn reachable_in<'a>(
+    control: &'a crate::control::Registry,
+    mds: &'a crate::mds::Registry,
+    scope: &Scope,
+    now: SystemTime,
+) -> impl Fn(&str) -> bool + 'a {
+    let connected = control.connected_in(scope);
+    let polling = mds.polling_in(scope, now);
+    move |instance_id| connected(instance_id) || polling(instance_id)
+}
+
+/// [`pump`] after an ack or a reply about `command_id`: the same decisions, but only for that
+/// command when nothing time-driven may be due for another one (see the module docs); all of
+/// them otherwise.
+fn pump_command(state: &mut State, scope: &Scope, command_id: &str, now: SystemTime) {
+    let lost = crate::mds::refresh_connected(state, scope, now);
+    let (region, control, mds) = state.dispatch_parts(scope);
+    let Some(region) = region else {
+        return;
+    };
+    if lost || region.commands.others_due(command_id, now) {
+        return pump(state, scope, now);
+    }
+    let Some(command) = region.commands.get_mut(command_id) else {
+        return;
+    };
+    if command.dispatch.finished {
+        return;
+    }
+    let reachable = reachable_in(control, mds, scope, now);
+    let mut planned = Planned::default();
+    plan(command, now, &reachable, &mut planned);
+    drop(reachable);
+    send_planned(state, scope, now, planned);
+}
+
+/// What [`plan`] decided to send: `(command id, instance id, job)` and `(command id,
+/// instance id)` of owed cancels.
+#[derive(Default)]
+struct Planned {
+    jobs: Vec<(String, String, AgentJob)>,
+    cancels: Vec<(String, String)>,
+}
+
+/// Sends what [`plan`] decided, in order: jobs that could not go out turn `Delayed`, cancel
+/// jobs that went out are marked sent.
+fn send_planned(state: &mut State, scope: &Scope, now: SystemTime, planned: Planned) {
+    for (command_id, instance_id, job) in planned.jobs {
         let sent = deliver(state, scope, &instance_id, &job, now);
         if !sent
             && let Some(invocation) = state
@@ -196,7 +255,7 @@ pub(crate) fn pump(state: &mut State, scope: &Scope, now: SystemTime) {
             invocation.set(Status::Delayed, "Delayed");
         }
     }
-    for (command_id, instance_id) in cancels {
+    for (command_id, instance_id) in planned.cancels {
         let cancel_job = job_id(&state.uuid().to_string(), &instance_id);
         let cancel = CancelCommandPayload {
             cancel_message_id: job_id(&command_id, &instance_id),
@@ -236,22 +295,33 @@ fn deliver(
     crate::mds::deliver(state, scope, instance_id, job, now)
 }
 
-/// Decides, for one command, what changes and what to send.
+/// Decides, for one command, what changes and what to send, and notes whether the command
+/// ended and whether its delivery timeout is applied.
 fn plan(
     command: &mut Command,
     now: SystemTime,
-    reachable: &HashSet<String>,
-    jobs: &mut Vec<(String, String, AgentJob)>,
-    cancels: &mut Vec<(String, String)>,
+    reachable: &impl Fn(&str) -> bool,
+    planned: &mut Planned,
 ) {
     let expired = now >= command.expires_after;
+    plan_invocations(command, expired, reachable, planned);
+    command.dispatch.expiry_applied |= expired;
+    command.dispatch.finished = command.invocations.iter().all(|i| i.status.is_terminal());
+}
+
+fn plan_invocations(
+    command: &mut Command,
+    expired: bool,
+    reachable: &impl Fn(&str) -> bool,
+    Planned { jobs, cancels }: &mut Planned,
+) {
     for invocation in &mut command.invocations {
         if invocation.status.is_terminal() {
             continue;
         }
         // A job sent on a connection that closed before the agent acknowledged it was not
         // delivered: send it again when the node is back.
-        if invocation.delivery == Delivery::Sent && !reachable.contains(&invocation.instance_id) {
+        if invocation.delivery == Delivery::Sent && !reachable(&invocation.instance_id) {
             invocation.delivery = Delivery::NotSent;
             if invocation.status != Status::Cancelling {
                 invocation.set(Status::Delayed, "Delayed");
@@ -264,7 +334,7 @@ fn plan(
         if invocation.cancel_requested
             && !invocation.cancel_sent
             && invocation.delivery != Delivery::NotSent
-            && reachable.contains(&invocation.instance_id)
+            && reachable(&invocation.instance_id)
         {
             cancels.push((command.command_id.clone(), invocation.instance_id.clone()));
         }
@@ -295,7 +365,7 @@ fn plan(
         if in_flight >= limit {
             break;
         }
-        if reachable.contains(&invocation.instance_id) {
+        if reachable(&invocation.instance_id) {
             picked.push(index);
             in_flight += 1;
         } else {

@@ -14,6 +14,8 @@
 //! id under `InstanceIds` is `InvalidInstanceId`; a well-formed id the emulator does not know is
 //! simply not listed.
 
+use std::ops::Bound;
+
 use serde::{Deserialize, Serialize};
 
 use crate::api::error::ApiError;
@@ -184,18 +186,25 @@ impl Request {
 
         let now = emu.now();
         let grace = emu.ping_grace();
-        let matching: Vec<ManagedInstance> = emu
-            .instances(scope)
-            .into_iter()
-            .filter(|node| criteria.iter().all(|c| c.matches(node, now, grace)))
-            .collect();
-        let (page, next_token) = pagination::page(
-            matching,
-            |n| n.instance_id.as_str(),
-            after.as_deref(),
-            size,
-            &fingerprint,
-        );
+        // Filtered and paged on references under the lock; only the page is copied.
+        let (page, next_token) = emu.with_state(|state| {
+            let Some(region) = state.region(scope) else {
+                return (Vec::new(), None);
+            };
+            let start = match after.as_deref() {
+                Some(after) => Bound::Excluded(after),
+                None => Bound::Unbounded,
+            };
+            let matching = region
+                .instances
+                .range::<str, _>((start, Bound::Unbounded))
+                .map(|(_, node)| node)
+                .filter(|node| criteria.iter().all(|c| c.matches(node, now, grace)));
+            let (page, next_token) =
+                pagination::page_from(matching, |n| n.instance_id.as_str(), size, &fingerprint);
+            let page: Vec<ManagedInstance> = page.into_iter().cloned().collect();
+            (page, next_token)
+        });
         Ok(Response {
             instance_information_list: page
                 .into_iter()

@@ -255,6 +255,7 @@ impl Request {
                 payload,
                 invocations,
                 cancelled: false,
+                dispatch: Default::default(),
             };
             // The response shows the command as requested, before the dispatcher touches it.
             let shape = CommandShape::of(&command);
