@@ -1,4 +1,16 @@
-//! The reference client (`ssm-session`, argv-compatible with session-manager-plugin) and the
-//! conformance suites that check other clients and agents against the spec.
+//! The reference client (`ssm-session`, argv-compatible with session-manager-plugin) and, later,
+//! the conformance suites that check other clients and agents against the spec (issue #4).
 //!
-//! The client arrives with issue #4; this crate holds its place in the workspace.
+//! - [`argv`]: the plugin's positional command line (§8.1) and our version number.
+//! - [`session`]: one session: data channel, reliable stream (client role), the shell handler
+//!   and the reconnect path (§2, §3, §4.3, §6, §8.3).
+//! - [`api`]: ResumeSession / TerminateSession over AWS JSON 1.1 (§8.2), signed by [`sigv4`].
+//! - [`terminal`]: cbreak mode and the terminal size (§6.1).
+//!
+//! Section numbers (§) refer to `shared/spec/ssm-protocol.md`.
+
+pub mod api;
+pub mod argv;
+pub mod session;
+pub mod sigv4;
+pub mod terminal;

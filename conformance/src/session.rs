@@ -1,0 +1,493 @@
+//! One session of `ssm-session`: the data channel, the reliable stream (client role), the
+//! shell handler and the reconnect path (spec §2, §3, §4.3, §6, §8.2, §8.3).
+//!
+//! Everything runs on one task around one `select!`: websocket frames, stdin chunks (read by a
+//! thread), signals, the 500 ms size poll, the 5-minute keepalive and the stream's resend
+//! deadline. After each input the stream's frames are written and its events handled, so the
+//! order on the wire is the order in which the stream produced the frames (for the first
+//! output: its ack, then the Size message, as the plugin sends them).
+
+use std::future::pending;
+use std::io::Write;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures_util::{SinkExt, StreamExt};
+use rand::RngExt;
+use rand::rngs::StdRng;
+use ssm_protocol::limits::STREAM_DATA_PAYLOAD_SIZE;
+use ssm_protocol::payload::{ChannelClosed, ExitCode, OpenDataChannelInput, Size, to_json_string};
+use ssm_protocol::reliable::{Config, Event, ReliableStream};
+use ssm_protocol::{Message, MessageType, PayloadType};
+use tokio::net::TcpStream;
+use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use uuid::Uuid;
+
+use crate::api::Api;
+use crate::argv::{StartArgs, StartSessionResponse, VERSION};
+use crate::sigv4::Credentials;
+use crate::terminal::{TerminalMode, stdout_size};
+
+/// The plugin's websocket keepalive period (§2 item 4).
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5 * 60);
+
+/// How often stdout's terminal size is looked at (§6.1).
+pub const SIZE_POLL_INTERVAL: Duration = Duration::from_millis(500);
+
+/// gorilla's default handshake timeout, which the plugin dials with (§2 item 1).
+const DIAL_TIMEOUT: Duration = Duration::from_secs(45);
+
+/// Calls of the plugin's `RepeatableExponentialRetryer`: the first and up to 5 retries (§8.2).
+const RETRY_ATTEMPTS: u32 = 6;
+
+/// The retryer's delay is reset to its initial value when doubling would pass this (§8.2).
+const RETRY_MAX_DELAY: Duration = Duration::from_secs(5);
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// What the no-handshake path has decided (§4.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SessionType {
+    /// No stream message delivered yet.
+    Unknown,
+    /// The first output was PayloadType 1: a shell (`Standard_Stream`).
+    StandardStream,
+    /// The first output had another PayloadType: the plugin never sets a type, and acks and
+    /// prints nothing more; only `channel_closed` ends it.
+    Stuck,
+}
+
+/// A chunk of stdin, or its end.
+#[derive(Debug)]
+enum Input {
+    Data(Vec<u8>),
+    End(String),
+}
+
+/// SIGINT, SIGQUIT and SIGTSTP, forwarded as bytes once the shell handler runs (§4.3).
+struct Signals {
+    interrupt: Signal,
+    quit: Signal,
+    stop: Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        Ok(Signals {
+            interrupt: signal(SignalKind::interrupt())?,
+            quit: signal(SignalKind::quit())?,
+            stop: signal(SignalKind::from_raw(rustix::process::Signal::TSTP.as_raw()))?,
+        })
+    }
+
+    async fn next(&mut self) -> u8 {
+        tokio::select! {
+            _ = self.interrupt.recv() => 0x03,
+            _ = self.quit.recv() => 0x1c,
+            _ = self.stop.recv() => 0x1a,
+        }
+    }
+}
+
+/// How the session ended: the process exit status, after everything has been printed.
+pub type ExitStatus = i32;
+
+/// A running session.
+struct Session {
+    id: String,
+    stream_url: String,
+    client_id: Uuid,
+    api: Option<Api>,
+    rng: StdRng,
+    stream: ReliableStream,
+    session_type: SessionType,
+    exit_code: Option<i64>,
+    terminal: TerminalMode,
+    last_size: Option<Size>,
+    stdin: Option<mpsc::UnboundedReceiver<Input>>,
+    signals: Option<Signals>,
+}
+
+/// Runs a session to its end and returns the exit status. Prints what the plugin prints.
+pub async fn run(args: StartArgs, response: StartSessionResponse) -> ExitStatus {
+    let mut rng: StdRng = rand::make_rng();
+    let now = Instant::now();
+    let wall_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(1, |d| d.as_millis() as u64);
+    let api = if args.endpoint.is_empty() {
+        None
+    } else {
+        match Api::new(&args.endpoint, &args.region, Credentials::from_env()) {
+            Ok(api) => Some(api),
+            Err(e) => {
+                eprintln!("ssm-session: {e}; the session cannot be resumed or terminated");
+                None
+            }
+        }
+    };
+    let stream = ReliableStream::new(Config::client(), now, wall_ms, rng.random());
+    let mut session = Session {
+        id: response.session_id,
+        stream_url: response.stream_url,
+        client_id: uuid_v4(&mut rng),
+        api,
+        rng,
+        stream,
+        session_type: SessionType::Unknown,
+        exit_code: None,
+        terminal: TerminalMode::default(),
+        last_size: None,
+        stdin: None,
+        signals: None,
+    };
+    print(format!("\nStarting session with SessionId: {}\n", session.id).as_bytes());
+    let ws = match session.dial_with_retries(&response.token_value).await {
+        Ok(ws) => ws,
+        Err(e) => {
+            print(format!("Cannot perform start session: {e}\n").as_bytes());
+            return 1;
+        }
+    };
+    let status = session.drive(ws).await;
+    session.terminal.restore();
+    status
+}
+
+impl Session {
+    /// The main loop, over successive connections.
+    async fn drive(&mut self, mut ws: Ws) -> ExitStatus {
+        let mut keepalive = tokio::time::interval_at(
+            tokio::time::Instant::now() + KEEPALIVE_INTERVAL,
+            KEEPALIVE_INTERVAL,
+        );
+        let mut size_poll = tokio::time::interval(SIZE_POLL_INTERVAL);
+        size_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let deadline = self.stream.poll_timeout();
+            let shell = self.session_type == SessionType::StandardStream;
+            let mut lost = false;
+            tokio::select! {
+                frame = ws.next() => match frame {
+                    Some(Ok(WsMessage::Binary(bytes))) => self.on_frame(&bytes),
+                    // A valid ClientMessage in a text frame is processed like a binary one (§2).
+                    Some(Ok(WsMessage::Text(text))) => self.on_frame(text.as_bytes()),
+                    Some(Ok(WsMessage::Close(_))) | Some(Err(_)) | None => lost = true,
+                    Some(Ok(_)) => {}
+                },
+                input = next_input(&mut self.stdin) => match input {
+                    Input::Data(data) => self.send_input(data),
+                    Input::End(reason) => {
+                        // §6.2: the plugin prints this, sends nothing and exits 0.
+                        self.flush(&mut ws).await;
+                        print(format!("Cannot perform start session: {reason}\n").as_bytes());
+                        return 0;
+                    }
+                },
+                byte = next_signal(&mut self.signals) => self.send_input(vec![byte]),
+                _ = sleep_until(deadline) => self.stream.handle_timeout(Instant::now()),
+                _ = size_poll.tick(), if shell => self.poll_size(),
+                _ = keepalive.tick() => {
+                    let _ = ws.send(WsMessage::Ping("keepalive".into())).await;
+                }
+            }
+            if !lost {
+                lost = !self.flush(&mut ws).await;
+            }
+            if let Some(status) = self.handle_events() {
+                return status;
+            }
+            if lost {
+                let _ = ws.close(None).await;
+                match self.resume().await {
+                    Ok(new_ws) => {
+                        ws = new_ws;
+                        keepalive.reset();
+                    }
+                    Err(status) => return status,
+                }
+                // Whatever the stream queued meanwhile (acks cannot be among it) is stale:
+                // unacked data goes out again through the resend scheduler.
+                while self.stream.poll_transmit().is_some() {}
+            }
+        }
+    }
+
+    /// Writes the stream's pending frames; false when the connection failed.
+    async fn flush(&mut self, ws: &mut Ws) -> bool {
+        while let Some(frame) = self.stream.poll_transmit() {
+            if ws.send(WsMessage::Binary(frame.into())).await.is_err() {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn on_frame(&mut self, frame: &[u8]) {
+        let session_type = self.session_type;
+        let mut ready = |_: &Message| session_type != SessionType::Stuck;
+        // A frame the plugin's reader refuses is logged and dropped (§1.4).
+        let _ = self.stream.handle_frame(Instant::now(), frame, &mut ready);
+    }
+
+    /// Handles the stream's events; `Some` when the session is over.
+    fn handle_events(&mut self) -> Option<ExitStatus> {
+        while let Some(event) = self.stream.poll_event() {
+            match event {
+                Event::Stream(message) => self.on_output(&message),
+                Event::Control(message) if message.message_type == MessageType::ChannelClosed => {
+                    if let Some(status) = self.on_channel_closed(&message) {
+                        return Some(status);
+                    }
+                }
+                Event::Control(_) => {}
+                Event::GaveUp => self.terminate_in_background(),
+            }
+        }
+        None
+    }
+
+    /// An in-order `output_stream_data` (§4.3, §6.3).
+    fn on_output(&mut self, message: &Message) {
+        match self.session_type {
+            SessionType::StandardStream => self.on_shell_output(message),
+            SessionType::Stuck => {}
+            SessionType::Unknown => {
+                if message.payload_type == PayloadType::Output {
+                    self.session_type = SessionType::StandardStream;
+                    print(&message.payload);
+                    self.start_shell();
+                } else {
+                    // Handshake sessions (Port, NonInteractiveCommands) are the next slice;
+                    // until then they behave as the plugin does with an unexpected first
+                    // message: no session type, nothing more printed.
+                    self.session_type = SessionType::Stuck;
+                }
+            }
+        }
+    }
+
+    /// Every payload is printed raw, whatever its type; an ExitCode payload is also kept as
+    /// our exit status.
+    fn on_shell_output(&mut self, message: &Message) {
+        if message.payload_type == PayloadType::ExitCode
+            && let Ok(ExitCode(code)) = ExitCode::parse(&message.payload)
+        {
+            self.exit_code = Some(code);
+        }
+        print(&message.payload);
+    }
+
+    /// The shell handler starts: terminal mode, signals, stdin, and the first Size at once.
+    fn start_shell(&mut self) {
+        self.terminal = TerminalMode::cbreak();
+        self.signals = Signals::install().ok();
+        self.stdin = Some(spawn_stdin_reader());
+        self.poll_size();
+    }
+
+    fn poll_size(&mut self) {
+        let size = stdout_size();
+        if self.last_size == Some(size) {
+            return;
+        }
+        self.last_size = Some(size);
+        let payload = to_json_string(&size).expect("two numbers serialize");
+        self.stream
+            .send(Instant::now(), PayloadType::Size, payload.into_bytes());
+    }
+
+    /// stdin bytes and signal bytes as Output; a lone LF becomes CR (§3.4).
+    fn send_input(&mut self, mut data: Vec<u8>) {
+        if data == b"\n" {
+            data = b"\r".to_vec();
+        }
+        self.stream.send(Instant::now(), PayloadType::Output, data);
+    }
+
+    /// `channel_closed` (§6.5): the exit line, then the end.
+    fn on_channel_closed(&mut self, message: &Message) -> Option<ExitStatus> {
+        let closed: ChannelClosed = serde_json::from_slice(&message.payload).ok()?;
+        let line = if closed.output.is_empty() {
+            format!("\n\nExiting session with sessionId: {}.\n\n", self.id)
+        } else {
+            format!("\n\nSessionId: {} : {}\n\n", self.id, closed.output)
+        };
+        print(line.as_bytes());
+        Some(self.exit_code.map_or(0, |code| (code & 0xff) as i32))
+    }
+
+    /// After 3000 resends of one message the plugin calls TerminateSession and carries on
+    /// (§3.3); so do we, without waiting for the answer.
+    fn terminate_in_background(&self) {
+        let Some(api) = self.api.clone() else {
+            return;
+        };
+        let id = self.id.clone();
+        tokio::spawn(async move {
+            if let Err(e) = api.terminate_session(&id).await {
+                eprintln!("ssm-session: TerminateSession: {e}");
+            }
+        });
+    }
+
+    /// The reconnect path (§8.2, §8.3): ResumeSession, then the original StreamUrl again with
+    /// the new token, under the plugin's retry schedule. `Err` carries the exit status.
+    async fn resume(&mut self) -> Result<Ws, ExitStatus> {
+        let Some(api) = self.api.clone() else {
+            eprintln!(
+                "ssm-session: connection lost and no endpoint (argument 6) to resume session {}",
+                self.id
+            );
+            return Err(1);
+        };
+        let mut delay = self.initial_retry_delay();
+        let initial = delay;
+        let mut last_error = String::new();
+        for attempt in 0..RETRY_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(delay).await;
+                delay = if delay * 2 > RETRY_MAX_DELAY {
+                    initial
+                } else {
+                    delay * 2
+                };
+            }
+            match api.resume_session(&self.id).await {
+                Ok(None) => {
+                    print(format!("Session: {} timed out.\n", self.id).as_bytes());
+                    return Err(0);
+                }
+                Ok(Some(token)) => match self.dial(&token).await {
+                    Ok(ws) => return Ok(ws),
+                    Err(e) => last_error = e,
+                },
+                Err(e) => last_error = e.to_string(),
+            }
+        }
+        // The plugin stays alive and silent here, forever; a reference client says why and
+        // stops.
+        eprintln!(
+            "ssm-session: could not resume session {}: {last_error}",
+            self.id
+        );
+        Err(1)
+    }
+
+    /// The first connection, with the same retry schedule and no API call (§8.3).
+    async fn dial_with_retries(&mut self, token: &str) -> Result<Ws, String> {
+        let mut delay = self.initial_retry_delay();
+        let initial = delay;
+        let mut last_error = String::new();
+        for attempt in 0..RETRY_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(delay).await;
+                delay = if delay * 2 > RETRY_MAX_DELAY {
+                    initial
+                } else {
+                    delay * 2
+                };
+            }
+            match self.dial(token).await {
+                Ok(ws) => return Ok(ws),
+                Err(e) => last_error = e,
+            }
+        }
+        Err(last_error)
+    }
+
+    /// Dials the StreamUrl verbatim and sends the open frame and the first keepalive (§2).
+    async fn dial(&mut self, token: &str) -> Result<Ws, String> {
+        let url = self.stream_url.clone();
+        let (mut ws, _) =
+            tokio::time::timeout(DIAL_TIMEOUT, tokio_tungstenite::connect_async(url.as_str()))
+                .await
+                .map_err(|_| format!("dialing {url}: timed out"))?
+                .map_err(|e| format!("dialing {url}: {e}"))?;
+        let open = OpenDataChannelInput {
+            message_schema_version: "1.0".to_owned(),
+            request_id: uuid_v4(&mut self.rng).to_string(),
+            token_value: token.to_owned(),
+            client_id: self.client_id.to_string(),
+            client_version: Some(VERSION.to_owned()),
+        };
+        let open = to_json_string(&open).expect("strings serialize");
+        ws.send(WsMessage::Text(open.into()))
+            .await
+            .map_err(|e| format!("sending the open frame: {e}"))?;
+        ws.send(WsMessage::Ping("keepalive".into()))
+            .await
+            .map_err(|e| format!("sending keepalive: {e}"))?;
+        Ok(ws)
+    }
+
+    /// A random 100–199 ms, the initial delay of the plugin's retryer.
+    fn initial_retry_delay(&mut self) -> Duration {
+        Duration::from_millis(self.rng.random_range(100..200))
+    }
+}
+
+fn uuid_v4(rng: &mut StdRng) -> Uuid {
+    uuid::Builder::from_random_bytes(rng.random()).into_uuid()
+}
+
+/// Writes to stdout and flushes; a closed stdout is not an error worth dying for.
+fn print(bytes: &[u8]) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(bytes);
+    let _ = out.flush();
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => pending().await,
+    }
+}
+
+async fn next_input(stdin: &mut Option<mpsc::UnboundedReceiver<Input>>) -> Input {
+    match stdin {
+        Some(rx) => match rx.recv().await {
+            Some(input) => input,
+            None => pending().await,
+        },
+        None => pending().await,
+    }
+}
+
+async fn next_signal(signals: &mut Option<Signals>) -> u8 {
+    match signals {
+        Some(signals) => signals.next().await,
+        None => pending().await,
+    }
+}
+
+/// Reads stdin on a thread in chunks of up to 1024 bytes, one `read(2)` each (§6.2).
+fn spawn_stdin_reader() -> mpsc::UnboundedReceiver<Input> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        let stdin = std::io::stdin();
+        let mut buf = vec![0u8; STREAM_DATA_PAYLOAD_SIZE];
+        loop {
+            match rustix::io::read(&stdin, &mut buf[..]) {
+                Ok(0) => {
+                    let _ = tx.send(Input::End("EOF".to_owned()));
+                    return;
+                }
+                Ok(n) => {
+                    if tx.send(Input::Data(buf[..n].to_vec())).is_err() {
+                        return;
+                    }
+                }
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => {
+                    let _ = tx.send(Input::End(std::io::Error::from(e).to_string()));
+                    return;
+                }
+            }
+        }
+    });
+    rx
+}
