@@ -15,6 +15,8 @@
 //!   start, and the [`tls::Scheme`] request extension.
 //! - `mds` (private): the classic message delivery service (`ec2messages`, spec §9.2): long-poll
 //!   GetMessages and the agent's replies, for agents without a control channel.
+//! - [`sessions`]: the session service: sessions, CreateDataChannel, the data-channel
+//!   websockets of both ends and the relay between them, with its one hook ([`sessions::RelayHook`]).
 //! - [`fleet`]: [`serve`], the server with an embedded fleet of ssm-agent-sim agents.
 //!
 //! # Entry points
@@ -39,6 +41,7 @@ pub mod fleet;
 mod mds;
 pub mod model;
 mod run_command;
+pub mod sessions;
 pub mod tls;
 
 use std::future::Future;
@@ -54,7 +57,9 @@ pub use model::Emulator;
 /// per emulator, however often `app` is called).
 pub fn app(state: Emulator) -> axum::Router {
     run_command::ensure_dispatcher(&state);
-    api::router(state.clone()).merge(control::router(state))
+    api::router(state.clone())
+        .merge(control::router(state.clone()))
+        .merge(sessions::router(state))
 }
 
 /// Serves [`app`] on `listener` until `shutdown` completes, then finishes the requests in

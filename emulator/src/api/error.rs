@@ -96,6 +96,12 @@ pub(crate) enum ApiError {
     /// No invocation of that command on that node.
     #[error("{0}")]
     InvocationDoesNotExist(String),
+    /// StartSession: the target's agent has no control channel.
+    #[error("{0}")]
+    TargetNotConnected(String),
+    /// ResumeSession: no live session has that id.
+    #[error("{0}")]
+    DoesNotExist(String),
     /// The emulator itself failed.
     #[error("{0}")]
     InternalServerError(String),
@@ -135,6 +141,8 @@ impl ApiError {
             ApiError::InvalidCommandId(_) => "InvalidCommandId",
             ApiError::InvalidPluginName(_) => "InvalidPluginName",
             ApiError::InvocationDoesNotExist(_) => "InvocationDoesNotExist",
+            ApiError::TargetNotConnected(_) => "TargetNotConnected",
+            ApiError::DoesNotExist(_) => "DoesNotExistException",
             ApiError::InternalServerError(_) => "InternalServerError",
         }
     }

@@ -18,7 +18,7 @@ pub(crate) mod validate;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{Extensions, HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -45,7 +45,12 @@ pub(crate) fn router(emu: Emulator) -> Router {
 }
 
 /// `POST /`: dispatch on `X-Amz-Target` to an operation and apply it.
-async fn handle(State(emu): State<Emulator>, headers: HeaderMap, body: Bytes) -> Response {
+async fn handle(
+    State(emu): State<Emulator>,
+    extensions: Extensions,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok());
     let region = headers
         .get(header::AUTHORIZATION)
@@ -58,9 +63,21 @@ async fn handle(State(emu): State<Emulator>, headers: HeaderMap, body: Bytes) ->
         let result = crate::mds::handle(&emu, &scope, name, host, &body).await;
         return respond(result);
     }
+    let caller = ops::Caller {
+        access_key: headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(access_key_of_authorization)
+            .map(str::to_owned),
+        host: headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        scheme: crate::tls::Scheme::of(&extensions),
+    };
     let result = Operation::parse(target, &body).and_then(|op| {
         tracing::debug!(operation = op.name(), region = %scope.region, "apply");
-        op.apply(&emu, &scope)
+        op.apply(&emu, &scope, &caller)
     });
     respond(result)
 }
@@ -115,6 +132,13 @@ pub(crate) fn region_of_authorization(value: &str) -> Option<&str> {
     (!region.is_empty()).then_some(region)
 }
 
+/// The access key id of a SigV4 `Authorization` header (`Credential=AKID/…`).
+pub(crate) fn access_key_of_authorization(value: &str) -> Option<&str> {
+    let (_, credential) = value.split_once("Credential=")?;
+    let key = credential.split('/').next()?;
+    (!key.is_empty() && !key.contains([',', ' '])).then_some(key)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,6 +149,8 @@ mod tests {
                     SignedHeaders=content-length;content-type;host, Signature=abc";
         assert_eq!(region_of_authorization(auth), Some("eu-west-1"));
         assert_eq!(region_of_authorization("Bearer x"), None);
+        assert_eq!(access_key_of_authorization(auth), Some("AKIDTEST"));
+        assert_eq!(access_key_of_authorization("Bearer x"), None);
         assert_eq!(
             region_of_authorization("AWS4-HMAC-SHA256 Credential=AKID/20240101"),
             None

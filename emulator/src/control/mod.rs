@@ -367,7 +367,9 @@ pub(crate) fn on_agent_frame(
                     return Vec::new();
                 }
             };
-            // Sessions will end here (spec §6.6); until they exist the ack is all there is.
+            // A session ends here (spec §6.6): Terminated or Failed, `channel_closed` to the
+            // client. Acked whatever it names (a failed session sends two; ack each).
+            crate::sessions::on_task_complete(emu, instance_id, &complete);
             tracing::debug!(
                 instance_id,
                 task_id = complete.task_id,

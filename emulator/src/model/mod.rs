@@ -62,6 +62,8 @@ pub(crate) struct State {
     pub(crate) control: crate::control::Registry,
     /// MDS (`ec2messages`) message queues and polls (spec §9.2), across all scopes.
     pub(crate) mds: crate::mds::Registry,
+    /// Sessions (spec §9.1), across all scopes: the data channel names only the session.
+    pub(crate) sessions: crate::sessions::Registry,
 }
 
 /// The resources of one account in one region.
@@ -85,6 +87,7 @@ impl Emulator {
             regions: HashMap::new(),
             control: crate::control::Registry::default(),
             mds: crate::mds::Registry::new(config.get_messages_hold),
+            sessions: crate::sessions::Registry::default(),
         };
         for declared in &config.instances {
             let scope = Scope {

@@ -18,6 +18,7 @@ mod create_document;
 mod delete_document;
 mod describe_document;
 mod describe_instance_information;
+mod describe_sessions;
 mod document_shapes;
 mod get_command_invocation;
 mod get_connection_status;
@@ -29,8 +30,12 @@ mod list_documents;
 mod list_instance_associations;
 mod list_tags_for_resource;
 mod remove_tags_from_resource;
+mod resume_session;
 mod send_command;
+mod session_shapes;
+mod start_session;
 mod tags;
+mod terminate_session;
 mod update_document;
 mod update_instance_information;
 
@@ -39,6 +44,17 @@ use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 use crate::model::{Emulator, Scope};
+
+/// Who called and how: what StartSession needs beyond the body (the owner and the StreamUrl).
+#[derive(Debug, Clone)]
+pub(crate) struct Caller {
+    /// The access key id of the SigV4 signature, if the request was signed.
+    pub(crate) access_key: Option<String>,
+    /// The `Host` header.
+    pub(crate) host: Option<String>,
+    /// Whether the request came in on the TLS listener.
+    pub(crate) scheme: crate::tls::Scheme,
+}
 
 /// The `X-Amz-Target` prefix of the SSM API (spec §10).
 const TARGET_PREFIX: &str = "AmazonSSM.";
@@ -66,6 +82,10 @@ pub(crate) enum Operation {
     CreateDocument(create_document::Request),
     UpdateDocument(update_document::Request),
     DeleteDocument(delete_document::Request),
+    StartSession(start_session::Request),
+    ResumeSession(resume_session::Request),
+    TerminateSession(terminate_session::Request),
+    DescribeSessions(describe_sessions::Request),
 }
 
 impl Operation {
@@ -107,6 +127,10 @@ impl Operation {
             "CreateDocument" => Operation::CreateDocument(from_body(body)?),
             "UpdateDocument" => Operation::UpdateDocument(from_body(body)?),
             "DeleteDocument" => Operation::DeleteDocument(from_body(body)?),
+            "StartSession" => Operation::StartSession(from_body(body)?),
+            "ResumeSession" => Operation::ResumeSession(from_body(body)?),
+            "TerminateSession" => Operation::TerminateSession(from_body(body)?),
+            "DescribeSessions" => Operation::DescribeSessions(from_body(body)?),
             _ => return Err(unknown()),
         })
     }
@@ -133,11 +157,20 @@ impl Operation {
             Operation::CreateDocument(_) => "CreateDocument",
             Operation::UpdateDocument(_) => "UpdateDocument",
             Operation::DeleteDocument(_) => "DeleteDocument",
+            Operation::StartSession(_) => "StartSession",
+            Operation::ResumeSession(_) => "ResumeSession",
+            Operation::TerminateSession(_) => "TerminateSession",
+            Operation::DescribeSessions(_) => "DescribeSessions",
         }
     }
 
     /// Validates the request, applies it to `scope` of `emu`, and returns the response body.
-    pub(crate) fn apply(self, emu: &Emulator, scope: &Scope) -> Result<String, ApiError> {
+    pub(crate) fn apply(
+        self,
+        emu: &Emulator,
+        scope: &Scope,
+        caller: &Caller,
+    ) -> Result<String, ApiError> {
         match self {
             Operation::UpdateInstanceInformation(req) => {
                 req.validate()?;
@@ -214,6 +247,22 @@ impl Operation {
             Operation::DeleteDocument(req) => {
                 req.validate()?;
                 to_body(&req.apply(emu, scope)?)
+            }
+            Operation::StartSession(req) => {
+                req.validate()?;
+                to_body(&req.apply(emu, scope, caller)?)
+            }
+            Operation::ResumeSession(req) => {
+                req.validate()?;
+                to_body(&req.apply(emu, scope, caller)?)
+            }
+            Operation::TerminateSession(req) => {
+                req.validate()?;
+                to_body(&req.apply(emu, scope))
+            }
+            Operation::DescribeSessions(req) => {
+                req.validate()?;
+                to_body(&req.apply(emu, scope, caller)?)
             }
         }
     }
