@@ -8,7 +8,7 @@
 //! 4. The reply resend task of [`Jobs`].
 //!
 //! Everything the control channel receives comes to [`Agent::on_control_message`], which
-//! dispatches by MessageType; sessions (issue #4) become one more arm there.
+//! dispatches by MessageType; sessions go to [`Sessions`].
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -26,6 +26,7 @@ use crate::config::{InstanceConfig, Timings};
 use crate::jobs::Jobs;
 use crate::limits::MAX_CONCURRENT_COMMANDS;
 use crate::service::{ConnectionChannel, Service};
+use crate::session::{SessionContext, Sessions};
 
 /// What one agent knows and shares between its tasks.
 #[derive(Debug)]
@@ -37,6 +38,8 @@ pub(crate) struct Agent {
     pub(crate) jobs: Jobs,
     /// Whether the control channel is open, for `SSMConnectionChannel` of the health pings.
     pub(crate) mgs_connected: AtomicBool,
+    /// Running sessions (`interactive_shell`).
+    pub(crate) sessions: Sessions,
 }
 
 /// Where one agent's process-wide settings come from.
@@ -57,6 +60,17 @@ impl Agent {
             tx,
             random: random.clone(),
         };
+        let sessions = Sessions::new(
+            SessionContext {
+                instance: setup.instance.clone(),
+                service: setup.service.clone(),
+                timings: setup.timings,
+                random: random.clone(),
+                outbox: outbox.clone(),
+                default_working_dir: setup.executor.default_working_dir.clone(),
+            },
+            shutdown.child_token(),
+        );
         let executor = Executor::new(ExecutorConfig {
             max_concurrent_commands: MAX_CONCURRENT_COMMANDS,
             ..setup.executor
@@ -76,6 +90,7 @@ impl Agent {
             random,
             jobs,
             mgs_connected: AtomicBool::new(false),
+            sessions,
         });
         let id = agent.instance.instance_id.clone();
 
@@ -158,17 +173,12 @@ impl Agent {
         match &message.message_type {
             MessageType::AgentJob => self.jobs.on_agent_job(message),
             MessageType::AgentJobReplyAck => self.jobs.on_reply_ack(message),
-            // Sessions arrive with issue #4: `interactive_shell` starts one, `channel_closed`
-            // ends one, `agent_task_acknowledge` acks its `agent_task_complete`.
-            MessageType::InteractiveShell
-            | MessageType::ChannelClosed
-            | MessageType::AgentTaskAcknowledge => {
-                tracing::info!(
-                    instance = %self.instance.instance_id,
-                    "{} ignored: agent-sim does not run sessions yet",
-                    message.message_type
-                );
-            }
+            // Sessions (§9.1): `interactive_shell` starts one (not acknowledged),
+            // `channel_closed` terminates one, `agent_task_acknowledge` acks its
+            // `agent_task_complete`.
+            MessageType::InteractiveShell => self.sessions.on_interactive_shell(message),
+            MessageType::ChannelClosed => self.sessions.on_channel_closed(message),
+            MessageType::AgentTaskAcknowledge => self.sessions.on_task_acknowledge(message),
             other => {
                 tracing::debug!(instance = %self.instance.instance_id, "ignoring {other} on the control channel");
             }

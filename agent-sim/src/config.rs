@@ -85,6 +85,10 @@ pub struct Timings {
     pub retry_initial: Duration,
     /// Cap of the retry delay.
     pub retry_max: Duration,
+    /// Sleep 1 ms after each read of session output (at most 1024 bytes), as the real agent's
+    /// read pumps do (§6.2, §7.4), which caps a session near its ≈0.6 MB/s. Off in both named
+    /// schedules: agent-sim then forwards output as fast as the data channel takes it.
+    pub real_read_pacing: bool,
 }
 
 impl Timings {
@@ -100,6 +104,7 @@ impl Timings {
             reconnect_jitter: Duration::from_millis(2500),
             retry_initial: Duration::from_secs(5),
             retry_max: Duration::from_secs(40 * 60),
+            real_read_pacing: false,
         }
     }
 
@@ -114,6 +119,7 @@ impl Timings {
             reconnect_jitter: Duration::from_millis(100),
             retry_initial: Duration::from_millis(100),
             retry_max: Duration::from_secs(2),
+            real_read_pacing: false,
         }
     }
 }

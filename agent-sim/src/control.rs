@@ -29,13 +29,13 @@ use crate::agent::{Agent, Backoff};
 use crate::service::CallError;
 
 /// Application data of the agent's keepalive Pings.
-const KEEPALIVE_DATA: &[u8] = b"keepalive";
+pub(crate) const KEEPALIVE_DATA: &[u8] = b"keepalive";
 /// How long after a Pong (or, before the first one, after the first Ping is due) the agent
 /// waits for the next one: the real agent's read deadline is 60 s after each Pong, 54 s after
 /// the Ping it answers, so 6 s past the next Ping.
-const PONG_GRACE: Duration = Duration::from_secs(6);
+pub(crate) const PONG_GRACE: Duration = Duration::from_secs(6);
 /// The initial read deadline is 60 s past the first Ping (114 s with the real 54 s keepalive).
-const FIRST_PONG_GRACE: Duration = Duration::from_secs(60);
+pub(crate) const FIRST_PONG_GRACE: Duration = Duration::from_secs(60);
 
 /// Why a connected control channel ended.
 enum Ended {

@@ -22,8 +22,9 @@
 //!   `/bin/sh` process and reports the status, code and output strings the real agent would.
 //! - [`limits`]: per-agent resource limits (concurrent commands).
 //!
-//! Sessions (`interactive_shell`, data channels, PTYs, port forwarding) arrive with issue #4:
-//! the control channel already hands every message to one `match` on its MessageType.
+//! - `session`: sessions (§9.1): `interactive_shell` starts one; CreateDataChannel, the data
+//!   websocket and the agent-role reliable stream; `Standard_Stream` runs `sh` on a real PTY.
+//!   Port, InteractiveCommands and NonInteractiveCommands sessions are not implemented yet.
 //!
 //! # Embedding
 //!
@@ -57,6 +58,7 @@ mod jobs;
 pub mod limits;
 pub mod net;
 mod service;
+mod session;
 
 pub use config::{FleetConfig, InstanceConfig, Timings, default_instances};
 pub use fleet::{probe_endpoint, run_fleet};

@@ -85,6 +85,11 @@ struct Args {
     #[arg(long, value_name = "SECS", default_value_t = 300)]
     reply_resend: u64,
 
+    /// Pace session output like the real agent: sleep 1 ms after each read of up to 1024
+    /// bytes from a session's PTY (about 0.6 MB/s per session). Off by default.
+    #[arg(long)]
+    real_read_pacing: bool,
+
     /// Reach the emulator through this HTTP proxy with CONNECT, e.g. http://proxy:3128 or
     /// http://user:password@proxy:3128. Default: https_proxy / HTTPS_PROXY, honouring
     /// no_proxy / NO_PROXY.
@@ -201,6 +206,7 @@ fn config_of(args: &Args) -> Result<FleetConfig, String> {
         heartbeat: positive(args.heartbeat, "--heartbeat")?,
         keepalive: positive(args.keepalive, "--keepalive")?,
         reply_resend: positive(args.reply_resend, "--reply-resend")?,
+        real_read_pacing: args.real_read_pacing,
         ..Timings::real_agent()
     };
     Ok(FleetConfig {

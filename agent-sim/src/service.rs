@@ -1,5 +1,5 @@
 //! The agent's HTTP calls: the SSM API (`UpdateInstanceInformation`, `AddTagsToResource`) and
-//! MGS `CreateControlChannel` (§9.1, §9.4), with the bodies and headers the real agent sends.
+//! MGS `CreateControlChannel` / `CreateDataChannel` (§9.1, §9.4), with the bodies and headers the real agent sends.
 //!
 //! Requests carry an `Authorization` header shaped like SigV4 (credential scope with the
 //! configured region, so that the emulator files the instance under it) but with a placeholder
@@ -47,8 +47,8 @@ pub(crate) enum CallError {
     },
     #[error("CreateControlChannel was denied (AccessDeniedException)")]
     AccessDenied,
-    #[error("CreateControlChannel answered 201 without a TokenValue: {0}")]
-    NoToken(String),
+    #[error("{call} answered 201 without a TokenValue: {body}")]
+    NoToken { call: &'static str, body: String },
 }
 
 /// The first call after start, the hibernation check (§9.4 step 1).
@@ -94,6 +94,15 @@ struct AddTagsToResource<'a> {
 struct Tag<'a> {
     key: &'a str,
     value: &'a str,
+}
+
+/// The CreateDataChannel request body (§9.1), in the real agent's key order.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct CreateDataChannel<'a> {
+    message_schema_version: &'a str,
+    request_id: &'a str,
+    client_id: &'a str,
 }
 
 /// The CreateControlChannel request body (§9.1).
@@ -176,7 +185,34 @@ impl Service {
             message_schema_version: "1.0",
             request_id,
         };
-        let body = serde_json::to_vec(&body).expect("plain strings serialize");
+        let path = format!("/v1/control-channel/{instance_id}");
+        self.create_channel("CreateControlChannel", &path, &body)
+            .await
+    }
+
+    /// `POST /v1/data-channel/<sessionId>` (§9.1); the token of the 201 answer.
+    pub(crate) async fn create_data_channel(
+        &self,
+        session_id: &str,
+        request_id: &str,
+    ) -> Result<String, CallError> {
+        let body = CreateDataChannel {
+            message_schema_version: "1.0",
+            request_id,
+            client_id: "",
+        };
+        let path = format!("/v1/data-channel/{session_id}");
+        self.create_channel("CreateDataChannel", &path, &body).await
+    }
+
+    /// One MGS REST call: a 201 answer with a `TokenValue` element, or an error.
+    async fn create_channel<T: Serialize>(
+        &self,
+        call: &'static str,
+        path: &str,
+        body: &T,
+    ) -> Result<String, CallError> {
+        let body = serde_json::to_vec(body).expect("plain strings serialize");
         let (amz_date, authorization) =
             self.authorization("ssmmessages", "content-type;host;x-amz-date");
         let headers = [
@@ -185,23 +221,23 @@ impl Service {
             content_type("application/json"),
             ("x-amz-date", amz_date),
         ];
-        let path = format!("/v1/control-channel/{instance_id}");
-        let (status, response) = self.connector.post(&path, &headers, body).await?;
+        let (status, response) = self.connector.post(path, &headers, body).await?;
         let text = String::from_utf8_lossy(&response).into_owned();
-        if text.contains("<AccessDeniedException>") {
+        if call == "CreateControlChannel" && text.contains("<AccessDeniedException>") {
             return Err(CallError::AccessDenied);
         }
         if status.as_u16() != 201 {
             return Err(CallError::Status {
-                call: "CreateControlChannel",
+                call,
                 status: status.as_u16(),
                 body: text,
             });
         }
-        xml_element(&text, "TokenValue").ok_or(CallError::NoToken(text))
+        xml_element(&text, "TokenValue").ok_or(CallError::NoToken { call, body: text })
     }
 
-    /// The headers of the control-channel websocket upgrade (§9.1), besides the standard ones.
+    /// The headers of the control- and data-channel websocket upgrades (§9.1), besides the
+    /// standard ones.
     pub(crate) fn upgrade_headers(&self) -> Vec<(&'static str, String)> {
         let (amz_date, authorization) = self.authorization("ssmmessages", "host;x-amz-date");
         vec![

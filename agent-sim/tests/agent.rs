@@ -251,6 +251,7 @@ impl Harness {
                 reconnect_jitter: Duration::from_millis(50),
                 retry_initial: Duration::from_millis(50),
                 retry_max: Duration::from_secs(1),
+                real_read_pacing: false,
             },
             proxy: proxy(addr),
             work_dir: work.path().join("state"),

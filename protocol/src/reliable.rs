@@ -376,6 +376,17 @@ impl ReliableStream {
         self.paused
     }
 
+    /// The owner re-dialled the data channel after a read failure and sent its new open frame
+    /// (§9.1). The agent keeps its sequence numbers, buffers and RTT estimate, and un-pauses
+    /// (§5: "reconnecting also sets `Pause = false`"), so queued output drains through the
+    /// resend scheduler again. The client has nothing to reset.
+    pub fn on_reconnect(&mut self, now: Instant) {
+        self.catch_up(now);
+        if self.role().honours_publication() {
+            self.paused = false;
+        }
+    }
+
     /// Whether the client's resend scheduler has stopped for good after giving up (§3.3).
     pub fn is_resend_stopped(&self) -> bool {
         self.resend_stopped
@@ -761,6 +772,33 @@ mod tests {
         rtt.sample(ms(100.0));
         // RTTVAR stays 0, so RTO = SRTT + 10 ms.
         assert_eq!(rtt.rto, ms(110.0));
+    }
+
+    #[test]
+    fn reconnect_unpauses_the_agent_and_keeps_its_state() {
+        let t0 = Instant::now();
+        let mut agent = ReliableStream::new(Config::agent(), t0, 1_795_387_366_832, 1);
+        assert_eq!(agent.send(t0, PayloadType::Output, b"a".to_vec()), Some(0));
+        let mut pause = Message::new(MessageType::PausePublication, 1, Uuid::from_u128(9));
+        pause.payload = b"{}".to_vec();
+        agent
+            .handle_frame(t0, &pause.encode(), &mut |_| true)
+            .expect("accepted");
+        assert_eq!(agent.send(t0, PayloadType::Output, b"b".to_vec()), Some(1));
+        assert!(agent.is_paused());
+        assert_eq!(agent.poll_timeout(), None);
+
+        agent.on_reconnect(t0 + Duration::from_millis(50));
+        assert!(!agent.is_paused());
+        assert_eq!((agent.unacked(), agent.next_sequence_number()), (2, 2));
+        assert!(
+            agent.poll_timeout().is_some(),
+            "the resend scheduler runs again"
+        );
+
+        let mut client = ReliableStream::new(Config::client(), t0, 1_795_387_366_832, 2);
+        client.on_reconnect(t0);
+        assert!(!client.is_paused());
     }
 
     #[test]
