@@ -10,7 +10,9 @@
 //! - [`boto3`]: boto3's paginator and `ClientError`s;
 //! - [`run_command_cli`], [`run_command_boto3`], [`run_command_sdk`]: Run Command with each
 //!   client against a separate `ssm-agent-sim` fleet;
-//! - [`sdk`]: aws-sdk-ssm's typed errors and paginator.
+//! - [`sdk`]: aws-sdk-ssm's typed errors and paginator;
+//! - [`session_cli`]: `aws ssm start-session` through `ssm-session` as the plugin, over pipes
+//!   and on a terminal, and TerminateSession.
 
 mod agent;
 mod binary;
@@ -20,6 +22,7 @@ mod run_command_boto3;
 mod run_command_cli;
 mod run_command_sdk;
 mod sdk;
+mod session_cli;
 
 use serde_json::{Value, json};
 

@@ -60,10 +60,16 @@ impl Aws {
 
     /// `aws --endpoint-url <endpoint> <args…>`.
     pub fn run(&self, args: &[&str]) -> CliOutput {
+        process::run(self.command(args), COMMAND_LIMIT)
+    }
+
+    /// The hermetic command `aws --endpoint-url <endpoint> <args…>`, not started: for a test
+    /// that drives a long-running call itself (`start-session` with stdin or a terminal).
+    pub fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(&self.exe);
         hermetic(&mut command, self.home.path());
         command.args(["--endpoint-url", &self.endpoint]).args(args);
-        process::run(command, COMMAND_LIMIT)
+        command
     }
 
     /// `aws --endpoint-url <endpoint> ssm <args…>`.
