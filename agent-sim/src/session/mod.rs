@@ -23,8 +23,10 @@
 //! its shell starts (run-as user refused) sends two of them with status Failed, as the real
 //! agent does (plugin and document results, `agent-shell-runas-root.jsonl`).
 //!
-//! Only `Standard_Stream` is implemented; other session types fail with a clear Output.
+//! `Port` sessions (handshake, basic and smux mux modes over real TCP) are in [`port`]; other
+//! session types fail with a clear Output.
 
+mod port;
 mod shell;
 
 use std::collections::HashMap;
@@ -245,6 +247,13 @@ impl Sessions {
         let context = &self.0.context;
         let id = &task.session_id;
         let spec = match task.document_content.session_type.as_str() {
+            "Port" => {
+                let Some(socket) = self.dial(id, cancel).await else {
+                    cancel.cancelled().await;
+                    return Outcome::Success;
+                };
+                return port::run(self, task, cancel, socket).await;
+            }
             "Standard_Stream" => shell::resolve(task, &context.default_working_dir),
             other => Err(format!(
                 "\n----------ERROR-------\nagent-sim does not run {other:?} sessions yet\n"
