@@ -15,7 +15,11 @@ use futures_util::{SinkExt, StreamExt};
 use rand::RngExt;
 use rand::rngs::StdRng;
 use ssm_protocol::limits::STREAM_DATA_PAYLOAD_SIZE;
-use ssm_protocol::payload::{ChannelClosed, ExitCode, OpenDataChannelInput, Size, to_json_string};
+use ssm_protocol::payload::{
+    ActionStatus, ActionType, ChannelClosed, ExitCode, HandshakeComplete, HandshakeRequest,
+    HandshakeResponse, OpenDataChannelInput, ProcessedClientAction, RequestedClientAction, Size,
+    from_json_bytes, to_json_bytes, to_json_string,
+};
 use ssm_protocol::reliable::{Config, Event, ReliableStream};
 use ssm_protocol::{Message, MessageType, PayloadType};
 use tokio::net::TcpStream;
@@ -27,6 +31,7 @@ use uuid::Uuid;
 
 use crate::api::Api;
 use crate::argv::{StartArgs, StartSessionResponse, VERSION};
+use crate::port::Properties;
 use crate::sigv4::Credentials;
 use crate::terminal::{TerminalMode, stdout_size};
 
@@ -47,11 +52,16 @@ const RETRY_MAX_DELAY: Duration = Duration::from_secs(5);
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-/// What the no-handshake path has decided (§4.3).
+/// What the session has become (§4.3, §7).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum SessionType {
     /// No stream message delivered yet.
     Unknown,
+    /// A HandshakeRequest was answered; waiting for HandshakeComplete. Other output is "not
+    /// ready" meanwhile (§3.2).
+    Handshake,
+    /// stdin/stdout forwarding (§7.5).
+    Stdio,
     /// The first output was PayloadType 1: a shell (`Standard_Stream`).
     StandardStream,
     /// The first output had another PayloadType: the plugin never sets a type, and acks and
@@ -66,27 +76,42 @@ enum Input {
     End(String),
 }
 
-/// SIGINT, SIGQUIT and SIGTSTP, forwarded as bytes once the shell handler runs (§4.3).
+/// SIGINT, SIGQUIT and SIGTSTP, forwarded as bytes once the shell handler runs (§4.3); in
+/// port sessions these and SIGTERM end the session (§6.4).
 struct Signals {
     interrupt: Signal,
     quit: Signal,
     stop: Signal,
+    term: Option<Signal>,
 }
 
 impl Signals {
-    fn install() -> std::io::Result<Signals> {
+    fn install(with_term: bool) -> std::io::Result<Signals> {
         Ok(Signals {
             interrupt: signal(SignalKind::interrupt())?,
             quit: signal(SignalKind::quit())?,
             stop: signal(SignalKind::from_raw(rustix::process::Signal::TSTP.as_raw()))?,
+            term: if with_term {
+                Some(signal(SignalKind::terminate())?)
+            } else {
+                None
+            },
         })
     }
 
+    /// The byte a shell session sends for the signal.
     async fn next(&mut self) -> u8 {
+        let term = async {
+            match &mut self.term {
+                Some(term) => term.recv().await,
+                None => pending().await,
+            }
+        };
         tokio::select! {
             _ = self.interrupt.recv() => 0x03,
             _ = self.quit.recv() => 0x1c,
             _ = self.stop.recv() => 0x1a,
+            _ = term => 0x03,
         }
     }
 }
@@ -108,6 +133,17 @@ struct Session {
     last_size: Option<Size>,
     stdin: Option<mpsc::UnboundedReceiver<Input>>,
     signals: Option<Signals>,
+    /// From the HandshakeRequest: the agent version and the SessionType action's outcome.
+    agent_version: String,
+    handshake_type: Option<HandshakeType>,
+    properties: Properties,
+}
+
+/// What the SessionType action of the handshake asked for (§4.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum HandshakeType {
+    Shell,
+    Port,
 }
 
 /// Runs a session to its end and returns the exit status. Prints what the plugin prints.
@@ -142,6 +178,9 @@ pub async fn run(args: StartArgs, response: StartSessionResponse) -> ExitStatus 
         last_size: None,
         stdin: None,
         signals: None,
+        agent_version: String::new(),
+        handshake_type: None,
+        properties: Properties::default(),
     };
     print(format!("\nStarting session with SessionId: {}\n", session.id).as_bytes());
     let ws = match session.dial_with_retries(&response.token_value).await {
@@ -179,6 +218,11 @@ impl Session {
                 },
                 input = next_input(&mut self.stdin) => match input {
                     Input::Data(data) => self.send_input(data),
+                    Input::End(_) if self.session_type == SessionType::Stdio => {
+                        // §7.5: stdin EOF ends a stdin/stdout session silently.
+                        self.flush(&mut ws).await;
+                        return 0;
+                    }
                     Input::End(reason) => {
                         // §6.2: the plugin prints this, sends nothing and exits 0.
                         self.flush(&mut ws).await;
@@ -197,6 +241,7 @@ impl Session {
                 lost = !self.flush(&mut ws).await;
             }
             if let Some(status) = self.handle_events() {
+                self.flush(&mut ws).await;
                 return status;
             }
             if lost {
@@ -226,8 +271,12 @@ impl Session {
     }
 
     fn on_frame(&mut self, frame: &[u8]) {
-        let session_type = self.session_type;
-        let mut ready = |_: &Message| session_type != SessionType::Stuck;
+        // §3.2 "handler not ready": a stuck session, a handshake not yet complete.
+        let ready_now = !matches!(
+            self.session_type,
+            SessionType::Stuck | SessionType::Handshake
+        );
+        let mut ready = |_: &Message| ready_now;
         // A frame the plugin's reader refuses is logged and dropped (§1.4).
         let _ = self.stream.handle_frame(Instant::now(), frame, &mut ready);
     }
@@ -236,7 +285,11 @@ impl Session {
     fn handle_events(&mut self) -> Option<ExitStatus> {
         while let Some(event) = self.stream.poll_event() {
             match event {
-                Event::Stream(message) => self.on_output(&message),
+                Event::Stream(message) => {
+                    if let Some(status) = self.on_output(&message) {
+                        return Some(status);
+                    }
+                }
                 Event::Control(message) if message.message_type == MessageType::ChannelClosed => {
                     if let Some(status) = self.on_channel_closed(&message) {
                         return Some(status);
@@ -249,22 +302,121 @@ impl Session {
         None
     }
 
-    /// An in-order `output_stream_data` (§4.3, §6.3).
-    fn on_output(&mut self, message: &Message) {
+    /// An in-order `output_stream_data` (§4.3, §6.3, §7); `Some` when the session is over.
+    fn on_output(&mut self, message: &Message) -> Option<ExitStatus> {
         match self.session_type {
             SessionType::StandardStream => self.on_shell_output(message),
             SessionType::Stuck => {}
             SessionType::Unknown => {
-                if message.payload_type == PayloadType::Output {
+                if message.payload_type == PayloadType::HandshakeRequest {
+                    self.on_handshake_request(&message.payload);
+                } else if message.payload_type == PayloadType::Output {
                     self.session_type = SessionType::StandardStream;
                     print(&message.payload);
                     self.start_shell();
                 } else {
-                    // Handshake sessions (Port, NonInteractiveCommands) are the next slice;
-                    // until then they behave as the plugin does with an unexpected first
-                    // message: no session type, nothing more printed.
+                    // The plugin's first-message handler: no session type, nothing more
+                    // printed (§4.3).
                     self.session_type = SessionType::Stuck;
                 }
+            }
+            SessionType::Handshake => {
+                if message.payload_type == PayloadType::HandshakeComplete {
+                    return self.on_handshake_complete(&message.payload);
+                }
+            }
+            SessionType::Stdio => print(&message.payload),
+        }
+        None
+    }
+
+    /// HandshakeRequest (§4.2): answer every action as the plugin does, as input seq 0.
+    fn on_handshake_request(&mut self, payload: &[u8]) {
+        self.session_type = SessionType::Handshake;
+        let request: HandshakeRequest = from_json_bytes(payload).unwrap_or_default();
+        self.agent_version = request.agent_version;
+        let mut processed = Vec::new();
+        for action in request.requested_client_actions {
+            processed.push(match action {
+                RequestedClientAction::SessionType(params) => {
+                    let kind = match params.session_type.as_str() {
+                        "Port" => Some(HandshakeType::Port),
+                        "Standard_Stream" | "InteractiveCommands" | "NonInteractiveCommands" => {
+                            Some(HandshakeType::Shell)
+                        }
+                        _ => None,
+                    };
+                    match kind {
+                        Some(kind) => {
+                            self.handshake_type = Some(kind);
+                            self.properties = Properties::from_value(&params.properties);
+                            ProcessedClientAction::success(ActionType::SessionType)
+                        }
+                        None => ProcessedClientAction {
+                            action_type: ActionType::SessionType,
+                            action_status: ActionStatus::Failed,
+                            action_result: serde_json::Value::Null,
+                            error: format!(
+                                "Failed to process action SessionType: Unknown session type {}",
+                                params.session_type
+                            ),
+                        },
+                    }
+                }
+                RequestedClientAction::KmsEncryption(_) => ProcessedClientAction {
+                    action_type: ActionType::KmsEncryption,
+                    action_status: ActionStatus::Failed,
+                    action_result: serde_json::Value::Null,
+                    error: "Failed to process action KMSEncryption: ssm-session is an offline \
+                            emulator client and cannot call AWS KMS"
+                        .to_owned(),
+                },
+                // The plugin's bug for unknown actions: status 0, `3` as the result (§4.2).
+                RequestedClientAction::Other { action_type, .. } => ProcessedClientAction {
+                    error: format!("Unsupported action {}", action_type.as_str()),
+                    action_type,
+                    action_status: ActionStatus::Other(0),
+                    action_result: serde_json::Value::from(3),
+                },
+            });
+        }
+        let response = HandshakeResponse {
+            client_version: VERSION.to_owned(),
+            processed_client_actions: processed,
+            errors: None,
+        };
+        let payload = to_json_bytes(&response).expect("strings and numbers serialize");
+        self.stream
+            .send(Instant::now(), PayloadType::HandshakeResponse, payload);
+    }
+
+    /// HandshakeComplete (§4.2, §4.3): the customer message, then the session's handler.
+    fn on_handshake_complete(&mut self, payload: &[u8]) -> Option<ExitStatus> {
+        let complete: HandshakeComplete = from_json_bytes(payload).unwrap_or_default();
+        if !complete.customer_message.is_empty() {
+            print(format!("{}\n", complete.customer_message).as_bytes());
+        }
+        match self.handshake_type {
+            None => {
+                print(b"Cannot perform start session: unable to determine SessionType\n");
+                Some(0)
+            }
+            Some(HandshakeType::Shell) => {
+                self.session_type = SessionType::StandardStream;
+                self.start_shell();
+                None
+            }
+            Some(HandshakeType::Port) if !self.properties.is_local_port_forwarding() => {
+                self.session_type = SessionType::Stdio;
+                self.stdin = Some(spawn_stdin_reader());
+                None
+            }
+            Some(HandshakeType::Port) => {
+                print(
+                    b"Cannot perform start session: ssm-session: local port forwarding is not \
+                      implemented yet\n",
+                );
+                Some(0)
             }
         }
     }
@@ -283,7 +435,7 @@ impl Session {
     /// The shell handler starts: terminal mode, signals, stdin, and the first Size at once.
     fn start_shell(&mut self) {
         self.terminal = TerminalMode::cbreak();
-        self.signals = Signals::install().ok();
+        self.signals = Signals::install(false).ok();
         self.stdin = Some(spawn_stdin_reader());
         self.poll_size();
     }

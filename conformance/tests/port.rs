@@ -1,0 +1,348 @@
+//! Port forwarding and stdin/stdout sessions of the real `ssm-session` binary (spec §4.2, §7)
+//! against a fake service that plays the agent with an agent-role `ReliableStream`, shaped like
+//! `shared/spec/traces/plugin-port_mux.jsonl` (the handshake).
+//!
+//! Every wait is bounded.
+
+use std::collections::VecDeque;
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::extract::State;
+use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
+use axum::response::IntoResponse;
+use axum::routing::any;
+use ssm_protocol::reliable::{Config, Event, ReliableStream};
+use ssm_protocol::{Message, MessageType, PayloadType, Validation};
+use tokio::sync::mpsc;
+
+const SESSION: &str = "sess-df175a79ae04437fb";
+const WAIT: Duration = Duration::from_secs(15);
+
+/// The plugin's HandshakeResponse in plugin-port_mux.jsonl, with our ClientVersion.
+const HANDSHAKE_RESPONSE: &str = "{\"ClientVersion\":\"1.2.800.0\",\"ProcessedClientActions\":\
+    [{\"ActionType\":\"SessionType\",\"ActionStatus\":1,\"ActionResult\":null,\"Error\":\"\"}],\
+    \"Errors\":null}";
+
+async fn data_channel(
+    ws: WebSocketUpgrade,
+    State(sockets): State<mpsc::UnboundedSender<WebSocket>>,
+) -> impl IntoResponse {
+    ws.on_upgrade(move |socket| async move {
+        let _ = sockets.send(socket);
+    })
+}
+
+/// Starts the data-channel endpoint; returns its address and the accepted sockets.
+async fn fake() -> (SocketAddr, mpsc::UnboundedReceiver<WebSocket>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = mpsc::unbounded_channel();
+    let app = Router::new()
+        .route("/v1/data-channel/{id}", any(data_channel))
+        .with_state(tx);
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (addr, rx)
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// The agent end of the data channel.
+struct Agent {
+    ws: WebSocket,
+    stream: ReliableStream,
+    /// Input delivered in order and not yet taken.
+    delivered: VecDeque<Message>,
+    /// Every data-channel message the client sent, in order.
+    from_client: Vec<Message>,
+    gone: bool,
+}
+
+impl Agent {
+    async fn accept(sockets: &mut mpsc::UnboundedReceiver<WebSocket>) -> Agent {
+        let ws = tokio::time::timeout(WAIT, sockets.recv())
+            .await
+            .expect("ssm-session dials the StreamUrl")
+            .unwrap();
+        Agent {
+            ws,
+            stream: ReliableStream::new(Config::agent(), Instant::now(), now_ms(), 7),
+            delivered: VecDeque::new(),
+            from_client: Vec::new(),
+            gone: false,
+        }
+    }
+
+    async fn send(&mut self, payload_type: PayloadType, payload: &[u8]) {
+        self.stream
+            .send(Instant::now(), payload_type, payload.to_vec())
+            .unwrap();
+        self.flush().await;
+    }
+
+    async fn flush(&mut self) {
+        while let Some(frame) = self.stream.poll_transmit() {
+            let _ = self.ws.send(WsMessage::Binary(frame.into())).await;
+        }
+    }
+
+    /// One websocket message or resend tick; false at `deadline` or when the client is gone.
+    async fn step(&mut self, deadline: tokio::time::Instant) -> bool {
+        if self.gone {
+            return false;
+        }
+        let resend = self.stream.poll_timeout();
+        let resend = async {
+            match resend {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            next = self.ws.recv() => match next {
+                Some(Ok(WsMessage::Binary(bytes))) => {
+                    self.from_client.push(Message::decode(&bytes, Validation::Structure).unwrap());
+                    self.stream.handle_frame(Instant::now(), &bytes, &mut |_| true).unwrap();
+                }
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => self.gone = true,
+            },
+            _ = resend => self.stream.handle_timeout(Instant::now()),
+            _ = tokio::time::sleep_until(deadline) => return false,
+        }
+        self.flush().await;
+        while let Some(event) = self.stream.poll_event() {
+            if let Event::Stream(message) = event {
+                self.delivered.push_back(message);
+            }
+        }
+        !self.gone
+    }
+
+    /// The next in-order input message.
+    async fn input(&mut self) -> Message {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            if let Some(message) = self.delivered.pop_front() {
+                return message;
+            }
+            assert!(self.step(deadline).await, "ssm-session sends input");
+        }
+    }
+
+    /// Runs the stream for `duration` (acks, resends).
+    async fn pump(&mut self, duration: Duration) {
+        let deadline = tokio::time::Instant::now() + duration;
+        while self.step(deadline).await {}
+    }
+
+    /// The HandshakeRequest for `properties`, the response checked byte for byte, then
+    /// HandshakeComplete.
+    async fn handshake(&mut self, agent_version: &str, properties: &str, customer_message: &str) {
+        let request = format!(
+            "{{\"AgentVersion\": \"{agent_version}\", \"RequestedClientActions\": [{{\"ActionType\": \
+             \"SessionType\", \"ActionParameters\": {{\"SessionType\": \"Port\", \"Properties\": \
+             {properties}}}}}]}}"
+        );
+        self.send(PayloadType::HandshakeRequest, request.as_bytes())
+            .await;
+        let response = self.input().await;
+        assert_input(
+            &response,
+            0,
+            PayloadType::HandshakeResponse,
+            HANDSHAKE_RESPONSE.as_bytes(),
+        );
+        // §3.2: the HandshakeRequest is acked before the response is sent.
+        assert_eq!(self.from_client[0].message_type, MessageType::Acknowledge);
+        assert_eq!(
+            self.from_client[1].message_type,
+            MessageType::InputStreamData
+        );
+        let complete = format!(
+            "{{\"HandshakeTimeToComplete\": 123456789, \"CustomerMessage\": \"{customer_message}\"}}"
+        );
+        self.send(PayloadType::HandshakeComplete, complete.as_bytes())
+            .await;
+        self.pump(Duration::from_millis(50)).await;
+        assert_eq!(self.stream.unacked(), 0, "HandshakeComplete acked");
+    }
+}
+
+fn assert_input(message: &Message, seq: i64, payload_type: PayloadType, payload: &[u8]) {
+    assert_eq!(message.message_type, MessageType::InputStreamData);
+    assert_eq!(message.sequence_number, seq, "{message:?}");
+    assert_eq!(message.payload_type, payload_type, "{message:?}");
+    assert_eq!(
+        message.payload,
+        payload,
+        "{:?}",
+        String::from_utf8_lossy(&message.payload)
+    );
+}
+
+/// The `ssm-session` child, its stdout collected by a thread.
+struct Client {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Client {
+    fn start(addr: SocketAddr) -> Client {
+        let url = format!("ws://{addr}/v1/data-channel/{SESSION}?role=publish_subscribe");
+        let response =
+            serde_json::json!({"SessionId": SESSION, "TokenValue": "tok-0", "StreamUrl": url});
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ssm-session"))
+            .args([
+                "AWS_SSM_START_SESSION_RESPONSE",
+                "us-east-1",
+                "StartSession",
+                "",
+                "{\"Target\": \"i-0123456789abcdef0\"}",
+                &format!("http://{addr}"),
+            ])
+            .env("AWS_SSM_START_SESSION_RESPONSE", response.to_string())
+            .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
+            .env("AWS_SECRET_ACCESS_KEY", "secrettest")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take();
+        let mut out = child.stdout.take().unwrap();
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let sink = stdout.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = out.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        Client {
+            child,
+            stdin,
+            stdout,
+        }
+    }
+
+    fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.stdout.lock().unwrap()).into_owned()
+    }
+
+    async fn wait_stdout(&self, needle: &str) {
+        let deadline = Instant::now() + WAIT;
+        while !self.stdout().contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "stdout never showed {needle:?}: {:?}",
+                self.stdout()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    async fn exit(mut self) -> (i32, String) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                return (status.code().expect("exited, not killed"), self.stdout());
+            }
+            assert!(Instant::now() < deadline, "no exit: {:?}", self.stdout());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn stdin_stdout_mode_for_ssh() {
+    let (addr, mut sockets) = fake().await;
+    let mut client = Client::start(addr);
+    let mut agent = Agent::accept(&mut sockets).await;
+    agent
+        .handshake("3.3.1142.0", "{\"portNumber\": \"22\"}", "")
+        .await;
+    let stdin = client.stdin.as_mut().unwrap();
+    stdin.write_all(b"SSH-2.0-OpenSSH_9.2\r\n").unwrap();
+    stdin.flush().unwrap();
+    assert_input(
+        &agent.input().await,
+        1,
+        PayloadType::Output,
+        b"SSH-2.0-OpenSSH_9.2\r\n",
+    );
+    agent
+        .send(PayloadType::Output, b"SSH-2.0-server\r\n\x00\xff")
+        .await;
+    client.wait_stdout("SSH-2.0-server\r\n").await;
+    agent.pump(Duration::from_millis(50)).await;
+    assert_eq!(agent.stream.unacked(), 0);
+    client.stdin = None;
+    let stdout = client.stdout.clone();
+    let (status, _) = client.exit().await;
+    assert_eq!(status, 0);
+    assert_eq!(
+        *stdout.lock().unwrap(),
+        [
+            format!("\nStarting session with SessionId: {SESSION}\n").as_bytes(),
+            b"SSH-2.0-server\r\n\x00\xff"
+        ]
+        .concat()
+    );
+}
+
+#[tokio::test]
+async fn unknown_session_type_and_kms_are_refused() {
+    let (addr, mut sockets) = fake().await;
+    let client = Client::start(addr);
+    let mut agent = Agent::accept(&mut sockets).await;
+    let request = "{\"AgentVersion\":\"3.3.1142.0\",\"RequestedClientActions\":[\
+        {\"ActionType\":\"SessionType\",\"ActionParameters\":{\"SessionType\":\"Bogus\",\"Properties\":null}},\
+        {\"ActionType\":\"KMSEncryption\",\"ActionParameters\":{\"KMSKeyId\":\"k\",\"Challenge\":\"c\"}}]}";
+    agent
+        .send(PayloadType::HandshakeRequest, request.as_bytes())
+        .await;
+    let response = agent.input().await;
+    assert_eq!(response.payload_type, PayloadType::HandshakeResponse);
+    let json: serde_json::Value = serde_json::from_slice(&response.payload).unwrap();
+    let actions = &json["ProcessedClientActions"];
+    assert_eq!(actions[0]["ActionStatus"], 2);
+    assert_eq!(
+        actions[0]["Error"],
+        "Failed to process action SessionType: Unknown session type Bogus"
+    );
+    assert_eq!(actions[1]["ActionType"], "KMSEncryption");
+    assert_eq!(actions[1]["ActionStatus"], 2);
+    assert!(actions[1]["Error"].as_str().unwrap().contains("offline"));
+    assert_eq!(json["Errors"], serde_json::Value::Null);
+    agent
+        .send(
+            PayloadType::HandshakeComplete,
+            b"{\"HandshakeTimeToComplete\":1,\"CustomerMessage\":\"\"}",
+        )
+        .await;
+    let (status, stdout) = client.exit().await;
+    assert_eq!(status, 0);
+    assert!(stdout.ends_with("Cannot perform start session: unable to determine SessionType\n"));
+}
