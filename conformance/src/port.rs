@@ -1,7 +1,17 @@
-//! Port forwarding pieces of `ssm-session` (spec §7): the handshake Properties and the
-//! plugin's version comparison.
+//! Port forwarding pieces of `ssm-session` (spec §7): the handshake Properties, the plugin's
+//! version comparison, and the local listener and its connections.
+//!
+//! The local side runs on tasks that report to the session loop through one channel of
+//! [`Local`] events; the loop writes to a connection through the sender it got with
+//! [`Local::Accepted`] and closes it by dropping that sender.
+
+use std::pin::Pin;
 
 use serde::Deserialize;
+use ssm_protocol::limits::STREAM_DATA_PAYLOAD_SIZE;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::mpsc;
 
 /// The handshake `Properties` the plugin reads (§7.1); everything is a string.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -52,6 +62,159 @@ pub fn version_greater(version: &str, than: &str) -> Option<bool> {
     }
     Some(a > b)
 }
+
+/// Something that happened on the local side.
+#[derive(Debug)]
+pub enum Local {
+    /// A local client connected; bytes sent to `tx` are written to it, dropping `tx` closes it.
+    Accepted {
+        /// Connection number, from 1.
+        id: u64,
+        /// The connection's writer.
+        tx: mpsc::UnboundedSender<Vec<u8>>,
+    },
+    /// Bytes read from connection `id`.
+    Data {
+        /// Connection number.
+        id: u64,
+        /// At most the read size of the mode.
+        bytes: Vec<u8>,
+    },
+    /// Connection `id` reached EOF or failed.
+    Closed {
+        /// Connection number.
+        id: u64,
+    },
+}
+
+/// The local listener: TCP on localhost, or a Unix socket.
+#[derive(Debug)]
+pub enum Listener {
+    /// `localhost:<localPortNumber>`.
+    Tcp(TcpListener),
+    /// `localConnectionType: unix`.
+    Unix(UnixListener),
+}
+
+impl Listener {
+    /// Binds as the plugin does: an empty port is "0" (an OS-chosen port).
+    pub fn bind(properties: &Properties) -> std::io::Result<Listener> {
+        if properties.local_connection_type == "unix" {
+            let listener = std::os::unix::net::UnixListener::bind(&properties.local_unix_socket)?;
+            listener.set_nonblocking(true)?;
+            return Ok(Listener::Unix(UnixListener::from_std(listener)?));
+        }
+        let port = if properties.local_port_number.is_empty() {
+            "0"
+        } else {
+            properties.local_port_number.as_str()
+        };
+        let port: u16 = port.parse().map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("invalid localPortNumber {port:?}"),
+            )
+        })?;
+        // Go's net.Listen on "localhost:<port>" takes the IPv4 loopback address.
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port))?;
+        listener.set_nonblocking(true)?;
+        Ok(Listener::Tcp(TcpListener::from_std(listener)?))
+    }
+
+    /// The line the plugin prints once listening (without any newline).
+    pub fn opened_line(&self, properties: &Properties, session_id: &str) -> String {
+        match self {
+            Listener::Tcp(listener) => {
+                let port = listener.local_addr().map_or(0, |addr| addr.port());
+                format!("Port {port} opened for sessionId {session_id}.")
+            }
+            Listener::Unix(_) => format!(
+                "Unix socket {} opened for sessionId {session_id}.",
+                properties.local_unix_socket
+            ),
+        }
+    }
+
+    /// Accepts local connections until the session ends. In basic mode (`one_at_a_time`) a
+    /// connection is served to its end before the next accept, as the plugin does.
+    pub async fn serve(
+        self,
+        one_at_a_time: bool,
+        read_size: usize,
+        events: mpsc::UnboundedSender<Local>,
+    ) {
+        let mut id = 0;
+        loop {
+            id += 1;
+            let (tx, rx) = mpsc::unbounded_channel();
+            let connection: Pin<Box<dyn Future<Output = ()> + Send>> = match &self {
+                Listener::Tcp(listener) => match listener.accept().await {
+                    Ok((stream, _)) => {
+                        let _ = stream.set_nodelay(true);
+                        Box::pin(run_connection(id, stream, rx, events.clone(), read_size))
+                    }
+                    Err(_) => continue,
+                },
+                Listener::Unix(listener) => match listener.accept().await {
+                    Ok((stream, _)) => {
+                        Box::pin(run_connection(id, stream, rx, events.clone(), read_size))
+                    }
+                    Err(_) => continue,
+                },
+            };
+            if events.send(Local::Accepted { id, tx }).is_err() {
+                return;
+            }
+            if one_at_a_time {
+                connection.await;
+            } else {
+                tokio::spawn(connection);
+            }
+        }
+    }
+}
+
+/// One local connection: reads go to `events`, `rx` is written; when `rx` ends the connection
+/// is dropped (closed).
+async fn run_connection<S>(
+    id: u64,
+    stream: S,
+    mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
+    events: mpsc::UnboundedSender<Local>,
+    read_size: usize,
+) where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (mut reader, mut writer) = tokio::io::split(stream);
+    let mut buf = vec![0u8; read_size];
+    loop {
+        tokio::select! {
+            read = reader.read(&mut buf) => match read {
+                Ok(0) | Err(_) => {
+                    let _ = events.send(Local::Closed { id });
+                    return;
+                }
+                Ok(n) => {
+                    if events.send(Local::Data { id, bytes: buf[..n].to_vec() }).is_err() {
+                        return;
+                    }
+                }
+            },
+            write = rx.recv() => match write {
+                Some(bytes) => {
+                    if writer.write_all(&bytes).await.is_err() {
+                        let _ = events.send(Local::Closed { id });
+                        return;
+                    }
+                }
+                None => return,
+            },
+        }
+    }
+}
+
+/// How much a local read takes in basic and stdin/stdout mode (§7.3).
+pub const BASIC_READ_SIZE: usize = STREAM_DATA_PAYLOAD_SIZE;
 
 #[cfg(test)]
 mod tests {

@@ -16,7 +16,7 @@ use rand::RngExt;
 use rand::rngs::StdRng;
 use ssm_protocol::limits::STREAM_DATA_PAYLOAD_SIZE;
 use ssm_protocol::payload::{
-    ActionStatus, ActionType, ChannelClosed, ExitCode, HandshakeComplete, HandshakeRequest,
+    ActionStatus, ActionType, ChannelClosed, ExitCode, Flag, HandshakeComplete, HandshakeRequest,
     HandshakeResponse, OpenDataChannelInput, ProcessedClientAction, RequestedClientAction, Size,
     from_json_bytes, to_json_bytes, to_json_string,
 };
@@ -31,7 +31,7 @@ use uuid::Uuid;
 
 use crate::api::Api;
 use crate::argv::{StartArgs, StartSessionResponse, VERSION};
-use crate::port::Properties;
+use crate::port::{BASIC_READ_SIZE, Listener, Local, Properties, version_greater};
 use crate::sigv4::Credentials;
 use crate::terminal::{TerminalMode, stdout_size};
 
@@ -52,6 +52,9 @@ const RETRY_MAX_DELAY: Duration = Duration::from_secs(5);
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
+/// How long a port session's exit waits for the TerminateSession call of old agents.
+const TERMINATE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// What the session has become (§4.3, §7).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum SessionType {
@@ -60,6 +63,8 @@ enum SessionType {
     /// A HandshakeRequest was answered; waiting for HandshakeComplete. Other output is "not
     /// ready" meanwhile (§3.2).
     Handshake,
+    /// Port forwarding, basic mode (§7.3).
+    Basic,
     /// stdin/stdout forwarding (§7.5).
     Stdio,
     /// The first output was PayloadType 1: a shell (`Standard_Stream`).
@@ -137,6 +142,10 @@ struct Session {
     agent_version: String,
     handshake_type: Option<HandshakeType>,
     properties: Properties,
+    /// Port sessions: local listener events, the basic-mode connection.
+    local: Option<mpsc::UnboundedReceiver<Local>>,
+    basic_connection: Option<(u64, mpsc::UnboundedSender<Vec<u8>>)>,
+    accepted_once: bool,
 }
 
 /// What the SessionType action of the handshake asked for (§4.2).
@@ -181,6 +190,9 @@ pub async fn run(args: StartArgs, response: StartSessionResponse) -> ExitStatus 
         agent_version: String::new(),
         handshake_type: None,
         properties: Properties::default(),
+        local: None,
+        basic_connection: None,
+        accepted_once: false,
     };
     print(format!("\nStarting session with SessionId: {}\n", session.id).as_bytes());
     let ws = match session.dial_with_retries(&response.token_value).await {
@@ -208,6 +220,8 @@ impl Session {
             let deadline = self.stream.poll_timeout();
             let shell = self.session_type == SessionType::StandardStream;
             let mut lost = false;
+            let mut terminate = false;
+            let port = self.session_type == SessionType::Basic;
             tokio::select! {
                 frame = ws.next() => match frame {
                     Some(Ok(WsMessage::Binary(bytes))) => self.on_frame(&bytes),
@@ -230,12 +244,22 @@ impl Session {
                         return 0;
                     }
                 },
-                byte = next_signal(&mut self.signals) => self.send_input(vec![byte]),
+                byte = next_signal(&mut self.signals) => {
+                    if port {
+                        terminate = true;
+                    } else {
+                        self.send_input(vec![byte]);
+                    }
+                }
+                event = next_local(&mut self.local) => self.on_local(event),
                 _ = sleep_until(deadline) => self.stream.handle_timeout(Instant::now()),
                 _ = size_poll.tick(), if shell => self.poll_size(),
                 _ = keepalive.tick() => {
                     let _ = ws.send(WsMessage::Ping("keepalive".into())).await;
                 }
+            }
+            if terminate {
+                return self.terminate(&mut ws).await;
             }
             if !lost {
                 lost = !self.flush(&mut ws).await;
@@ -271,11 +295,13 @@ impl Session {
     }
 
     fn on_frame(&mut self, frame: &[u8]) {
-        // §3.2 "handler not ready": a stuck session, a handshake not yet complete.
-        let ready_now = !matches!(
-            self.session_type,
-            SessionType::Stuck | SessionType::Handshake
-        );
+        // §3.2 "handler not ready": a stuck session, a handshake not yet complete, a basic port
+        // session without a local connection.
+        let ready_now = match self.session_type {
+            SessionType::Stuck | SessionType::Handshake => false,
+            SessionType::Basic => self.basic_connection.is_some(),
+            _ => true,
+        };
         let mut ready = |_: &Message| ready_now;
         // A frame the plugin's reader refuses is logged and dropped (§1.4).
         let _ = self.stream.handle_frame(Instant::now(), frame, &mut ready);
@@ -323,6 +349,13 @@ impl Session {
             SessionType::Handshake => {
                 if message.payload_type == PayloadType::HandshakeComplete {
                     return self.on_handshake_complete(&message.payload);
+                }
+            }
+            SessionType::Basic => {
+                if message.payload_type == PayloadType::Flag {
+                    on_agent_flag(&message.payload);
+                } else if let Some((_, tx)) = &self.basic_connection {
+                    let _ = tx.send(message.payload.clone());
                 }
             }
             SessionType::Stdio => print(&message.payload),
@@ -411,14 +444,91 @@ impl Session {
                 self.stdin = Some(spawn_stdin_reader());
                 None
             }
-            Some(HandshakeType::Port) => {
-                print(
-                    b"Cannot perform start session: ssm-session: local port forwarding is not \
-                      implemented yet\n",
-                );
-                Some(0)
+            Some(HandshakeType::Port) => self.start_port(),
+        }
+    }
+
+    /// Basic port forwarding (§7.2, §7.3): listen, print the plugin's lines. smux mode is not
+    /// there yet.
+    fn start_port(&mut self) -> Option<ExitStatus> {
+        if version_greater(&self.agent_version, "3.0.196.0") == Some(true) {
+            print(b"Cannot perform start session: ssm-session: smux port forwarding is not implemented yet\n");
+            return Some(0);
+        }
+        let listener = match Listener::bind(&self.properties) {
+            Ok(listener) => listener,
+            Err(e) => {
+                print(format!("Cannot perform start session: {e}\n").as_bytes());
+                return Some(0);
+            }
+        };
+        let opened = listener.opened_line(&self.properties, &self.id);
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.local = Some(rx);
+        self.signals = Signals::install(true).ok();
+        self.session_type = SessionType::Basic;
+        print(format!("{opened}\n").as_bytes());
+        tokio::spawn(listener.serve(true, BASIC_READ_SIZE, tx));
+        None
+    }
+
+    /// A local connection event in a port session.
+    fn on_local(&mut self, event: Local) {
+        match event {
+            Local::Accepted { id, tx } => {
+                if !self.accepted_once {
+                    self.accepted_once = true;
+                    print(format!("Connection accepted for session {}.\n", self.id).as_bytes());
+                }
+                self.basic_connection = Some((id, tx));
+            }
+            Local::Data { id, bytes } => {
+                if self
+                    .basic_connection
+                    .as_ref()
+                    .is_some_and(|(c, _)| *c == id)
+                {
+                    self.send_input(bytes);
+                }
+            }
+            Local::Closed { id } => {
+                if self
+                    .basic_connection
+                    .as_ref()
+                    .is_some_and(|(c, _)| *c == id)
+                {
+                    self.basic_connection = None;
+                    self.send_flag(Flag::DisconnectToPort);
+                }
             }
         }
+    }
+
+    fn send_flag(&mut self, flag: Flag) {
+        self.stream
+            .send(Instant::now(), PayloadType::Flag, flag.encode().to_vec());
+    }
+
+    /// A control signal in a port session (§6.4, §7.3): the line, Flag TerminateSession (or
+    /// the API for old basic-mode agents), DisconnectToPort if a basic connection is open, the
+    /// exit line, exit 0.
+    async fn terminate(&mut self, ws: &mut Ws) -> ExitStatus {
+        print(b"Terminate signal received, exiting.\n");
+        if version_greater(&self.agent_version, "2.3.722.0") == Some(true) {
+            self.send_flag(Flag::TerminateSession);
+        } else if let Some(api) = self.api.clone() {
+            match tokio::time::timeout(TERMINATE_TIMEOUT, api.terminate_session(&self.id)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => eprintln!("ssm-session: TerminateSession: {e}"),
+                Err(_) => eprintln!("ssm-session: TerminateSession: timed out"),
+            }
+        }
+        if self.basic_connection.take().is_some() {
+            self.send_flag(Flag::DisconnectToPort);
+        }
+        self.flush(ws).await;
+        print(format!("\n\nExiting session with sessionId: {}.\n\n", self.id).as_bytes());
+        0
     }
 
     /// Every payload is printed raw, whatever its type; an ExitCode payload is also kept as
@@ -606,6 +716,23 @@ async fn next_input(stdin: &mut Option<mpsc::UnboundedReceiver<Input>>) -> Input
             None => pending().await,
         },
         None => pending().await,
+    }
+}
+
+async fn next_local(local: &mut Option<mpsc::UnboundedReceiver<Local>>) -> Local {
+    match local {
+        Some(rx) => match rx.recv().await {
+            Some(event) => event,
+            None => pending().await,
+        },
+        None => pending().await,
+    }
+}
+
+/// A Flag from the agent in a port session: ConnectToPortError is printed (§6.4).
+fn on_agent_flag(payload: &[u8]) {
+    if matches!(Flag::decode(payload), Ok(Flag::ConnectToPortError)) {
+        print(b"\nConnection to destination port failed, check SSM Agent logs.\n");
     }
 }
 

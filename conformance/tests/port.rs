@@ -1,6 +1,6 @@
 //! Port forwarding and stdin/stdout sessions of the real `ssm-session` binary (spec §4.2, §7)
 //! against a fake service that plays the agent with an agent-role `ReliableStream`, shaped like
-//! `shared/spec/traces/plugin-port_mux.jsonl` (the handshake).
+//! `shared/spec/traces/plugin-port_{basic,3part}.jsonl`.
 //!
 //! Every wait is bounded.
 
@@ -18,6 +18,8 @@ use axum::response::IntoResponse;
 use axum::routing::any;
 use ssm_protocol::reliable::{Config, Event, ReliableStream};
 use ssm_protocol::{Message, MessageType, PayloadType, Validation};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 const SESSION: &str = "sess-df175a79ae04437fb";
@@ -255,6 +257,19 @@ impl Client {
         }
     }
 
+    /// The local port from the `Port <N> opened` line.
+    async fn local_port(&self) -> u16 {
+        self.wait_stdout(" opened for sessionId").await;
+        let out = self.stdout();
+        let rest = &out[out.find("Port ").unwrap() + 5..];
+        rest[..rest.find(' ').unwrap()].parse().unwrap()
+    }
+
+    fn interrupt(&self) {
+        let pid = rustix::process::Pid::from_child(&self.child);
+        rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    }
+
     async fn exit(mut self) -> (i32, String) {
         let deadline = Instant::now() + WAIT;
         loop {
@@ -273,6 +288,123 @@ impl Drop for Client {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+async fn connect(port: u16) -> TcpStream {
+    TcpStream::connect(("127.0.0.1", port)).await.unwrap()
+}
+
+async fn read_exactly(tcp: &mut TcpStream, len: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; len];
+    tokio::time::timeout(WAIT, tcp.read_exact(&mut buf))
+        .await
+        .expect("bytes arrive")
+        .unwrap();
+    buf
+}
+
+/// Basic mode: the trace plugin-port_basic.jsonl up to SIGINT.
+async fn basic_session(agent_version: &str) -> (Client, Agent, TcpStream) {
+    let (addr, mut sockets) = fake().await;
+    let client = Client::start(addr);
+    let mut agent = Agent::accept(&mut sockets).await;
+    let properties = "{\"portNumber\": \"80\", \"type\": \"LocalPortForwarding\", \
+                      \"localPortNumber\": \"0\"}";
+    agent.handshake(agent_version, properties, "").await;
+    let port = client.local_port().await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        client.stdout(),
+        format!(
+            "\nStarting session with SessionId: {SESSION}\n\
+             Port {port} opened for sessionId {SESSION}.\n"
+        ),
+        "basic mode: no Waiting line"
+    );
+
+    // §3.2: output before the local connection is neither acked nor delivered; resent later.
+    agent.send(PayloadType::Output, b"early-bytes\n").await;
+    agent.pump(Duration::from_millis(600)).await;
+    assert_eq!(agent.stream.unacked(), 1, "early output not acked");
+    assert!(agent.stream.stats().resent > 0);
+
+    let mut tcp1 = connect(port).await;
+    // The agent's resend scheduler delivers it once the connection is there.
+    agent.pump(Duration::from_millis(500)).await;
+    assert_eq!(agent.stream.unacked(), 0, "resent early output acked");
+    assert_eq!(read_exactly(&mut tcp1, 12).await, b"early-bytes\n");
+    client
+        .wait_stdout(&format!("Connection accepted for session {SESSION}.\n"))
+        .await;
+    tcp1.write_all(b"GET / HTTP/1.0\r\n\r\n").await.unwrap();
+    assert_input(
+        &agent.input().await,
+        1,
+        PayloadType::Output,
+        b"GET / HTTP/1.0\r\n\r\n",
+    );
+    assert_eq!(agent.stream.unacked(), 0, "resent early output acked");
+    agent
+        .send(
+            PayloadType::Output,
+            b"HTTP/1.0 200 OK\r\n\r\nhello from the agent\n",
+        )
+        .await;
+    assert_eq!(
+        read_exactly(&mut tcp1, 40).await,
+        b"HTTP/1.0 200 OK\r\n\r\nhello from the agent\n"
+    );
+    // Local close → Flag DisconnectToPort; the next connection works, silently.
+    drop(tcp1);
+    assert_input(&agent.input().await, 2, PayloadType::Flag, &[0, 0, 0, 1]);
+    let mut tcp2 = connect(port).await;
+    tcp2.write_all(b"second\n").await.unwrap();
+    assert_input(&agent.input().await, 3, PayloadType::Output, b"second\n");
+    agent.send(PayloadType::Output, b"reply2\n").await;
+    assert_eq!(read_exactly(&mut tcp2, 7).await, b"reply2\n");
+    assert_eq!(client.stdout().matches("Connection accepted").count(), 1);
+    (client, agent, tcp2)
+}
+
+#[tokio::test]
+async fn basic_mode_for_agent_3_0_196_0_and_sigint() {
+    let (client, mut agent, _tcp2) = basic_session("3.0.196.0").await;
+    client.interrupt();
+    assert_input(&agent.input().await, 4, PayloadType::Flag, &[0, 0, 0, 2]);
+    assert_input(&agent.input().await, 5, PayloadType::Flag, &[0, 0, 0, 1]);
+    let (status, stdout) = client.exit().await;
+    assert_eq!(status, 0);
+    assert!(stdout.ends_with(&format!(
+        "Connection accepted for session {SESSION}.\nTerminate signal received, exiting.\n\n\n\
+         Exiting session with sessionId: {SESSION}.\n\n"
+    )));
+}
+
+#[tokio::test]
+async fn basic_mode_for_a_3_part_agent_version() {
+    let (client, mut agent, _tcp2) = basic_session("3.3.1142").await;
+    // plugin-port_3part.jsonl ends with channel_closed.
+    let mut closed = Message::new(MessageType::ChannelClosed, now_ms(), uuid_like());
+    closed.payload = serde_json::to_vec(&serde_json::json!({
+        "MessageId": uuid_like().to_string(), "CreatedDate": now_ms().to_string(),
+        "DestinationId": "i-0123456789abcdef0", "SessionId": SESSION,
+        "MessageType": "channel_closed", "SchemaVersion": 1, "Output": ""
+    }))
+    .unwrap();
+    agent
+        .ws
+        .send(WsMessage::Binary(closed.encode().into()))
+        .await
+        .unwrap();
+    let (status, stdout) = client.exit().await;
+    assert_eq!(status, 0);
+    assert!(stdout.ends_with(&format!(
+        "Connection accepted for session {SESSION}.\n\n\nExiting session with sessionId: {SESSION}.\n\n"
+    )));
+}
+
+fn uuid_like() -> uuid::Uuid {
+    uuid::Uuid::from_u128(0xfa4e_0000_0000_4000_8000_0000_0000_0001)
 }
 
 #[tokio::test]
