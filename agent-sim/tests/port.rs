@@ -23,6 +23,7 @@ use ssm_protocol::payload::{
     ActionType, AgentTaskAcknowledge, Flag, HandshakeResponse, ProcessedClientAction, to_json_bytes,
 };
 use ssm_protocol::reliable::{Config, Event as StreamEvent, ReliableStream};
+use ssm_protocol::smux::{Command, Decoder, Frame};
 use ssm_protocol::{Flags, Message, MessageType, PayloadType, Validation};
 use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -416,6 +417,25 @@ impl Harness {
             .collect()
     }
 
+    /// The agent's smux frames so far.
+    fn smux_frames(&self) -> Vec<Frame> {
+        let mut decoder = Decoder::new();
+        decoder.push(&self.output());
+        let mut frames = Vec::new();
+        while let Some(frame) = decoder.next_frame().unwrap() {
+            frames.push(frame);
+        }
+        frames
+    }
+
+    fn smux_data(&self, sid: u32) -> Vec<u8> {
+        self.smux_frames()
+            .into_iter()
+            .filter(|f| f.stream_id() == sid && f.cmd() == Command::Psh)
+            .flat_map(Frame::into_data)
+            .collect()
+    }
+
     fn controls_of(&self, message_type: &MessageType) -> Vec<&Message> {
         self.controls
             .iter()
@@ -468,6 +488,17 @@ async fn echo_server() -> (u16, Arc<AtomicUsize>) {
         }
     });
     (port, accepted)
+}
+
+/// A port nothing listens on.
+async fn closed_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+fn flag(message: &Message) -> Flag {
+    assert_eq!(message.payload_type, PayloadType::Flag);
+    Flag::decode(&message.payload).unwrap()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -665,5 +696,164 @@ async fn denied_host_fails() {
     );
     assert_eq!(text(completes[0]), expected);
     assert_eq!(text(completes[1]), expected);
+    h.stop().await;
+}
+
+/// The smux bytes session-manager-plugin writes, as plugin-port_mux.jsonl records them.
+fn smux(frames: &[Frame]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for frame in frames {
+        frame.encode_into(&mut out);
+    }
+    out
+}
+
+/// Mux mode (ClientVersion 1.2.677.0): agent-sim is the smux server. Two streams (SYN 3, SYN 5)
+/// carry independent data to two TCP connections and back as PSH frames; FIN closes one
+/// without disturbing the other, and is answered with a FIN; no NOP keepalive (ClientVersion
+/// > 1.2.331.0). The frames are the bytes plugin-port_mux.jsonl shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mux_mode_carries_two_streams() {
+    let (port, accepted) = echo_server().await;
+    let mut h = Harness::start().await;
+    let payload = port_task(
+        "sess-port-mux",
+        "AWS-StartPortForwardingSession",
+        json!({"portNumber": port.to_string(), "localPortNumber": "0"}),
+        forwarding_properties(),
+    );
+    h.start_session(&payload).await;
+    h.handshake("1.2.677.0").await;
+
+    // plugin-port_mux.jsonl: SYN 3, then PSH 3 with the 20 bytes of the local client.
+    let syn3 = smux(&[Frame::syn(3)]);
+    assert_eq!(syn3, [0x01, 0x00, 0x00, 0x00, 0x03, 0x00, 0x00, 0x00]);
+    let psh3 = smux(&[Frame::psh(3, b"ping-from-tcp-client".to_vec()).unwrap()]);
+    assert_eq!(psh3[..8], [0x01, 0x02, 0x14, 0x00, 0x03, 0x00, 0x00, 0x00]);
+    h.send(PayloadType::Output, syn3);
+    h.send(PayloadType::Output, psh3);
+    // Stream 5's SYN and PSH in one byte stream cut at an odd place, as the 1024-byte reads
+    // of the plugin may cut it.
+    let both = smux(&[
+        Frame::syn(5),
+        Frame::psh(5, b"data-of-the-second-stream".to_vec()).unwrap(),
+    ]);
+    h.send(PayloadType::Output, both[..11].to_vec());
+    h.send(PayloadType::Output, both[11..].to_vec());
+
+    h.pump_until("both echoes", |h| {
+        h.smux_data(3) == b"ping-from-tcp-client" && h.smux_data(5) == b"data-of-the-second-stream"
+    })
+    .await;
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        2,
+        "one connection per stream"
+    );
+    let mut reply3 = vec![0x01, 0x02, 0x14, 0x00, 0x03, 0x00, 0x00, 0x00];
+    reply3.extend_from_slice(b"ping-from-tcp-client");
+    let output = h.output();
+    assert!(
+        output.windows(reply3.len()).any(|w| w == reply3),
+        "PSH 3 as plugin-port_mux.jsonl frames it"
+    );
+
+    // A bulk write on stream 3: PSH frames of ≤32 768 bytes in ≤1024-byte Outputs.
+    let big: Vec<u8> = (0..40_000u32).map(|i| (i % 253) as u8).collect();
+    h.send(
+        PayloadType::Output,
+        smux(&ssm_protocol::smux::psh_frames(3, &big)),
+    );
+    let mut expected3 = b"ping-from-tcp-client".to_vec();
+    expected3.extend_from_slice(&big);
+    h.pump_until("bulk echo", |h| h.smux_data(3) == expected3)
+        .await;
+
+    // FIN 3: the agent closes that connection and answers FIN 3; stream 5 goes on.
+    h.send(PayloadType::Output, smux(&[Frame::fin(3)]));
+    h.pump_until("FIN 3", |h| h.smux_frames().contains(&Frame::fin(3)))
+        .await;
+    h.send(
+        PayloadType::Output,
+        smux(&[Frame::psh(5, b"+more".to_vec()).unwrap()]),
+    );
+    h.pump_until("stream 5 still open", |h| {
+        h.smux_data(5) == b"data-of-the-second-stream+more"
+    })
+    .await;
+    h.send(PayloadType::Output, smux(&[Frame::fin(5)]));
+    h.pump_until("FIN 5", |h| h.smux_frames().contains(&Frame::fin(5)))
+        .await;
+
+    let frames = h.smux_frames();
+    assert!(
+        frames.iter().all(|f| f.cmd() != Command::Nop),
+        "no keepalive"
+    );
+    assert_eq!(frames.iter().filter(|f| f.cmd() == Command::Fin).count(), 2);
+    assert!(frames.iter().all(|f| f.data().len() <= 32_768));
+    assert_output_chunks(&h);
+    assert!(
+        h.delivered
+            .iter()
+            .all(|m| m.payload_type != PayloadType::Flag),
+        "no Flag in mux mode"
+    );
+
+    h.send(PayloadType::Flag, Flag::TerminateSession.encode().to_vec());
+    h.until_complete(1).await;
+    assert!(!h.terminated(), "no Terminating");
+    assert_eq!(
+        text(h.controls_of(&MessageType::AgentTaskComplete)[0]),
+        task_complete("sess-port-mux", "Success", "")
+    );
+    h.stop().await;
+}
+
+/// Mux mode: SYN to a closed destination port gives Flag ConnectToPortError (`00 00 00 03`)
+/// and a FIN for the stream; the session stays up (plugin-port_mux.jsonl).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mux_dial_failure_is_connect_to_port_error() {
+    let port = closed_port().await;
+    let mut h = Harness::start().await;
+    let payload = port_task(
+        "sess-port-closed",
+        "AWS-StartPortForwardingSession",
+        json!({"portNumber": port.to_string(), "localPortNumber": "0"}),
+        forwarding_properties(),
+    );
+    h.start_session(&payload).await;
+    h.handshake("1.2.677.0").await;
+    h.send(PayloadType::Output, smux(&[Frame::syn(3)]));
+    h.pump_until("ConnectToPortError and FIN", |h| {
+        h.smux_frames().contains(&Frame::fin(3))
+            && h.delivered
+                .iter()
+                .any(|m| m.payload_type == PayloadType::Flag)
+    })
+    .await;
+    let flagged = h
+        .delivered
+        .iter()
+        .find(|m| m.payload_type == PayloadType::Flag)
+        .unwrap();
+    assert_eq!(flag(flagged), Flag::ConnectToPortError);
+    assert_eq!(flagged.payload, [0, 0, 0, 3]);
+    let fin = smux(&[Frame::fin(3)]);
+    let fin_seq = h
+        .delivered
+        .iter()
+        .find(|m| m.payload_type == PayloadType::Output && m.payload == fin)
+        .expect("FIN 3 in its own Output")
+        .sequence_number;
+    assert!(flagged.sequence_number < fin_seq, "Flag, then FIN (§7.4)");
+    assert!(!h.data_closed, "the session goes on");
+
+    h.send(PayloadType::Flag, Flag::TerminateSession.encode().to_vec());
+    h.until_complete(1).await;
+    assert_eq!(
+        text(h.controls_of(&MessageType::AgentTaskComplete)[0]),
+        task_complete("sess-port-closed", "Success", "")
+    );
     h.stop().await;
 }

@@ -1,5 +1,5 @@
-//! `Port` sessions (§7): AWS-StartPortForwardingSession, AWS-StartPortForwardingSessionToRemoteHost
-//! and AWS-StartSSHSession, over real TCP.
+//! `Port` sessions (§7): AWS-StartPortForwardingSession,
+//! AWS-StartPortForwardingSessionToRemoteHost and AWS-StartSSHSession, over real TCP.
 //!
 //! 1. Handshake (§4): HandshakeRequest (seq 0) with the resolved document `properties`; the
 //!    HandshakeResponse is awaited for at most [`HANDSHAKE_TIMEOUT`]; any action with
@@ -23,8 +23,8 @@
 //!      smux NOPs are tolerated; NOPs are sent every [`SMUX_KEEPALIVE`] only when ClientVersion is
 //!      not > 1.2.331.0 (§7.4).
 //! 4. Flag TerminateSession, `channel_closed`: every connection is closed, the stream drains
-//!    (≤ [`AGENT_CLOSE_DRAIN`](ssm_protocol::limits::AGENT_CLOSE_DRAIN)), the socket drops without Terminating, `agent_task_complete`
-//!    Success.
+//!    (≤ [`AGENT_CLOSE_DRAIN`](ssm_protocol::limits::AGENT_CLOSE_DRAIN)), the socket drops
+//!    without Terminating, `agent_task_complete` Success.
 //!
 //! Flow: each TCP connection has a task that owns the socket. Writes to it go through a queue of
 //! [`CONN_WRITE_QUEUE`] chunks; when that queue is full the session waits at most
@@ -327,7 +327,8 @@ struct Conn {
 
 impl Drop for Conn {
     fn drop(&mut self) {
-        // The writer half ends on its own when the queue drains; the reader stops here.
+        // The task writes what is queued, then shuts the connection down; a destination that
+        // does not read gets `STREAM_STALL_LIMIT` from here before the task drops it.
         self.cancel.cancel();
     }
 }
@@ -467,7 +468,6 @@ pub(super) async fn run(
         properties,
         handshake_started: Instant::now(),
         handshake_deadline: Some(tokio::time::Instant::now() + HANDSHAKE_TIMEOUT),
-        client_version: None,
         target: None,
         mode: None,
         events,
@@ -490,8 +490,6 @@ struct Port<'a> {
     handshake_started: Instant,
     /// Set until the HandshakeResponse arrives.
     handshake_deadline: Option<tokio::time::Instant>,
-    /// From the HandshakeResponse; set once it was accepted.
-    client_version: Option<String>,
     target: Option<Target>,
     mode: Option<Mode>,
     events: mpsc::Receiver<ConnEvent>,
@@ -760,7 +758,6 @@ impl Port<'_> {
                 conn: None,
             }
         });
-        self.client_version = Some(client_version);
         self.target = Some(target);
     }
 
