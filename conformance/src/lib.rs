@@ -4,7 +4,7 @@
 //! - [`argv`]: the plugin's positional command line (§8.1) and our version number.
 //! - [`session`]: one session: data channel, reliable stream (client role), the shell handler
 //!   and the reconnect path (§2, §3, §4.3, §6, §8.3).
-//! - [`port`]: port forwarding after the handshake: Properties, version rules, the local listener (§4.2, §7).
+//! - [`port`]: port forwarding after the handshake: Properties, version rules, the local listener, the smux v1 client (§4.2, §7).
 //! - [`api`]: ResumeSession / TerminateSession over AWS JSON 1.1 (§8.2), signed by [`sigv4`].
 //! - [`terminal`]: cbreak mode and the terminal size (§6.1).
 //!

@@ -1,14 +1,16 @@
 //! Port forwarding pieces of `ssm-session` (spec §7): the handshake Properties, the plugin's
-//! version comparison, and the local listener and its connections.
+//! version comparison, the local listener and its connections, and the smux v1 client state.
 //!
 //! The local side runs on tasks that report to the session loop through one channel of
 //! [`Local`] events; the loop writes to a connection through the sender it got with
 //! [`Local::Accepted`] and closes it by dropping that sender.
 
+use std::collections::HashMap;
 use std::pin::Pin;
 
 use serde::Deserialize;
-use ssm_protocol::limits::STREAM_DATA_PAYLOAD_SIZE;
+use ssm_protocol::limits::{SMUX_MAX_FRAME_SIZE, STREAM_DATA_PAYLOAD_SIZE};
+use ssm_protocol::smux::{Command, Decoder, Frame, SmuxError, psh_frames};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::mpsc;
@@ -216,6 +218,105 @@ async fn run_connection<S>(
 /// How much a local read takes in basic and stdin/stdout mode (§7.3).
 pub const BASIC_READ_SIZE: usize = STREAM_DATA_PAYLOAD_SIZE;
 
+/// How much a local read takes in mux mode: one smux frame's worth.
+pub const MUX_READ_SIZE: usize = SMUX_MAX_FRAME_SIZE;
+
+/// The smux v1 client (§7.4): stream ids 3, 5, 7, …; local connections are streams.
+#[derive(Debug)]
+pub struct MuxClient {
+    decoder: Decoder,
+    next_stream_id: u32,
+    /// smux stream id → local writer.
+    streams: HashMap<u32, mpsc::UnboundedSender<Vec<u8>>>,
+    /// local connection id → smux stream id.
+    by_connection: HashMap<u64, u32>,
+    broken: bool,
+}
+
+impl Default for MuxClient {
+    fn default() -> MuxClient {
+        MuxClient {
+            decoder: Decoder::new(),
+            next_stream_id: 3,
+            streams: HashMap::new(),
+            by_connection: HashMap::new(),
+            broken: false,
+        }
+    }
+}
+
+impl MuxClient {
+    /// A local connection was accepted: a new stream; returns the SYN bytes.
+    pub fn open(&mut self, connection: u64, tx: mpsc::UnboundedSender<Vec<u8>>) -> Vec<u8> {
+        let sid = self.next_stream_id;
+        self.next_stream_id += 2;
+        self.streams.insert(sid, tx);
+        self.by_connection.insert(connection, sid);
+        Frame::syn(sid).encode()
+    }
+
+    /// Local bytes: PSH frames of at most 32 768 bytes; empty if the stream is gone.
+    pub fn data(&mut self, connection: u64, bytes: &[u8]) -> Vec<u8> {
+        let Some(&sid) = self.by_connection.get(&connection) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for frame in psh_frames(sid, bytes) {
+            frame.encode_into(&mut out);
+        }
+        out
+    }
+
+    /// The local connection closed: FIN for its stream (unless the agent closed it first).
+    pub fn local_closed(&mut self, connection: u64) -> Vec<u8> {
+        match self.by_connection.remove(&connection) {
+            Some(sid) if self.streams.remove(&sid).is_some() => Frame::fin(sid).encode(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Bytes of the smux stream from the agent; returns bytes to send back (our FINs).
+    pub fn receive(&mut self, bytes: &[u8]) -> Result<Vec<u8>, SmuxError> {
+        if self.broken {
+            return Ok(Vec::new());
+        }
+        self.decoder.push(bytes);
+        let mut reply = Vec::new();
+        loop {
+            let frame = match self.decoder.next_frame() {
+                Ok(Some(frame)) => frame,
+                Ok(None) => return Ok(reply),
+                Err(e) => {
+                    self.broken = true;
+                    return Err(e);
+                }
+            };
+            match frame.cmd() {
+                Command::Psh => {
+                    if let Some(tx) = self.streams.get(&frame.stream_id()) {
+                        let _ = tx.send(frame.into_data());
+                    }
+                }
+                Command::Fin => {
+                    // Dropping the writer closes the local connection; then our own FIN.
+                    if self.streams.remove(&frame.stream_id()).is_some() {
+                        self.by_connection
+                            .retain(|_, sid| *sid != frame.stream_id());
+                        Frame::fin(frame.stream_id()).encode_into(&mut reply);
+                    }
+                }
+                // A client is not opened to; keepalives need no answer.
+                Command::Syn | Command::Nop => {}
+            }
+        }
+    }
+
+    /// The keepalive frame.
+    pub fn nop() -> Vec<u8> {
+        Frame::nop().encode()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,5 +328,26 @@ mod tests {
         assert_eq!(version_greater("3.3.1142", "3.0.196.0"), None);
         assert_eq!(version_greater("3.1.1511.0", "3.1.1511.0"), Some(false));
         assert_eq!(version_greater("3.10.0.0", "3.9.99.0"), Some(true));
+    }
+
+    #[test]
+    fn mux_client_streams() {
+        let mut mux = MuxClient::default();
+        let (tx1, mut rx1) = mpsc::unbounded_channel();
+        let (tx2, _rx2) = mpsc::unbounded_channel();
+        assert_eq!(mux.open(1, tx1), [1, 0, 0, 0, 3, 0, 0, 0]);
+        assert_eq!(mux.open(2, tx2), [1, 0, 0, 0, 5, 0, 0, 0]);
+        let psh = mux.data(1, b"ping-from-tcp-client");
+        assert_eq!(&psh[..8], [1, 2, 20, 0, 3, 0, 0, 0]);
+        let mut from_agent = Frame::psh(3, b"pong".to_vec()).unwrap().encode();
+        from_agent.extend(Frame::fin(5).encode());
+        assert_eq!(mux.receive(&from_agent[..5]).unwrap(), b"");
+        assert_eq!(
+            mux.receive(&from_agent[5..]).unwrap(),
+            [1, 1, 0, 0, 5, 0, 0, 0]
+        );
+        assert_eq!(rx1.try_recv().unwrap(), b"pong");
+        assert_eq!(mux.local_closed(2), b"");
+        assert_eq!(mux.local_closed(1), [1, 1, 0, 0, 3, 0, 0, 0]);
     }
 }

@@ -31,7 +31,9 @@ use uuid::Uuid;
 
 use crate::api::Api;
 use crate::argv::{StartArgs, StartSessionResponse, VERSION};
-use crate::port::{BASIC_READ_SIZE, Listener, Local, Properties, version_greater};
+use crate::port::{
+    BASIC_READ_SIZE, Listener, Local, MUX_READ_SIZE, MuxClient, Properties, version_greater,
+};
 use crate::sigv4::Credentials;
 use crate::terminal::{TerminalMode, stdout_size};
 
@@ -55,6 +57,9 @@ type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// How long a port session's exit waits for the TerminateSession call of old agents.
 const TERMINATE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The smux keepalive period of the plugin's smux DefaultConfig (§7.4).
+pub const SMUX_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+
 /// What the session has become (§4.3, §7).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum SessionType {
@@ -65,6 +70,8 @@ enum SessionType {
     Handshake,
     /// Port forwarding, basic mode (§7.3).
     Basic,
+    /// Port forwarding, smux mode (§7.4).
+    Mux,
     /// stdin/stdout forwarding (§7.5).
     Stdio,
     /// The first output was PayloadType 1: a shell (`Standard_Stream`).
@@ -142,10 +149,12 @@ struct Session {
     agent_version: String,
     handshake_type: Option<HandshakeType>,
     properties: Properties,
-    /// Port sessions: local listener events, the basic-mode connection.
+    /// Port sessions: local listener events, the basic-mode connection, the smux client.
     local: Option<mpsc::UnboundedReceiver<Local>>,
     basic_connection: Option<(u64, mpsc::UnboundedSender<Vec<u8>>)>,
     accepted_once: bool,
+    mux: MuxClient,
+    mux_keepalive: Option<tokio::time::Interval>,
 }
 
 /// What the SessionType action of the handshake asked for (§4.2).
@@ -193,6 +202,8 @@ pub async fn run(args: StartArgs, response: StartSessionResponse) -> ExitStatus 
         local: None,
         basic_connection: None,
         accepted_once: false,
+        mux: MuxClient::default(),
+        mux_keepalive: None,
     };
     print(format!("\nStarting session with SessionId: {}\n", session.id).as_bytes());
     let ws = match session.dial_with_retries(&response.token_value).await {
@@ -221,7 +232,7 @@ impl Session {
             let shell = self.session_type == SessionType::StandardStream;
             let mut lost = false;
             let mut terminate = false;
-            let port = self.session_type == SessionType::Basic;
+            let port = matches!(self.session_type, SessionType::Basic | SessionType::Mux);
             tokio::select! {
                 frame = ws.next() => match frame {
                     Some(Ok(WsMessage::Binary(bytes))) => self.on_frame(&bytes),
@@ -252,6 +263,7 @@ impl Session {
                     }
                 }
                 event = next_local(&mut self.local) => self.on_local(event),
+                _ = next_tick(&mut self.mux_keepalive) => self.send_chunks(&MuxClient::nop()),
                 _ = sleep_until(deadline) => self.stream.handle_timeout(Instant::now()),
                 _ = size_poll.tick(), if shell => self.poll_size(),
                 _ = keepalive.tick() => {
@@ -358,6 +370,16 @@ impl Session {
                     let _ = tx.send(message.payload.clone());
                 }
             }
+            SessionType::Mux => {
+                if message.payload_type == PayloadType::Flag {
+                    on_agent_flag(&message.payload);
+                } else {
+                    match self.mux.receive(&message.payload) {
+                        Ok(reply) => self.send_chunks(&reply),
+                        Err(e) => eprintln!("ssm-session: smux: {e}"),
+                    }
+                }
+            }
             SessionType::Stdio => print(&message.payload),
         }
         None
@@ -448,13 +470,9 @@ impl Session {
         }
     }
 
-    /// Basic port forwarding (§7.2, §7.3): listen, print the plugin's lines. smux mode is not
-    /// there yet.
+    /// Basic or mux port forwarding (§7.2–§7.4): listen, print the plugin's lines.
     fn start_port(&mut self) -> Option<ExitStatus> {
-        if version_greater(&self.agent_version, "3.0.196.0") == Some(true) {
-            print(b"Cannot perform start session: ssm-session: smux port forwarding is not implemented yet\n");
-            return Some(0);
-        }
+        let mux = version_greater(&self.agent_version, "3.0.196.0") == Some(true);
         let listener = match Listener::bind(&self.properties) {
             Ok(listener) => listener,
             Err(e) => {
@@ -466,24 +484,50 @@ impl Session {
         let (tx, rx) = mpsc::unbounded_channel();
         self.local = Some(rx);
         self.signals = Signals::install(true).ok();
-        self.session_type = SessionType::Basic;
-        print(format!("{opened}\n").as_bytes());
-        tokio::spawn(listener.serve(true, BASIC_READ_SIZE, tx));
+        if mux {
+            self.session_type = SessionType::Mux;
+            print(format!("{opened}\nWaiting for connections...\n").as_bytes());
+            if version_greater(&self.agent_version, "3.1.1511.0") != Some(true) {
+                self.mux_keepalive = Some(tokio::time::interval_at(
+                    tokio::time::Instant::now() + SMUX_KEEPALIVE_INTERVAL,
+                    SMUX_KEEPALIVE_INTERVAL,
+                ));
+            }
+            tokio::spawn(listener.serve(false, MUX_READ_SIZE, tx));
+        } else {
+            self.session_type = SessionType::Basic;
+            print(format!("{opened}\n").as_bytes());
+            tokio::spawn(listener.serve(true, BASIC_READ_SIZE, tx));
+        }
         None
     }
 
     /// A local connection event in a port session.
     fn on_local(&mut self, event: Local) {
+        let mux = self.session_type == SessionType::Mux;
         match event {
             Local::Accepted { id, tx } => {
                 if !self.accepted_once {
                     self.accepted_once = true;
-                    print(format!("Connection accepted for session {}.\n", self.id).as_bytes());
+                    let line = if mux {
+                        format!("\nConnection accepted for session [{}]\n", self.id)
+                    } else {
+                        format!("Connection accepted for session {}.\n", self.id)
+                    };
+                    print(line.as_bytes());
                 }
-                self.basic_connection = Some((id, tx));
+                if mux {
+                    let syn = self.mux.open(id, tx);
+                    self.send_chunks(&syn);
+                } else {
+                    self.basic_connection = Some((id, tx));
+                }
             }
             Local::Data { id, bytes } => {
-                if self
+                if mux {
+                    let psh = self.mux.data(id, &bytes);
+                    self.send_chunks(&psh);
+                } else if self
                     .basic_connection
                     .as_ref()
                     .is_some_and(|(c, _)| *c == id)
@@ -492,7 +536,10 @@ impl Session {
                 }
             }
             Local::Closed { id } => {
-                if self
+                if mux {
+                    let fin = self.mux.local_closed(id);
+                    self.send_chunks(&fin);
+                } else if self
                     .basic_connection
                     .as_ref()
                     .is_some_and(|(c, _)| *c == id)
@@ -504,17 +551,25 @@ impl Session {
         }
     }
 
+    /// Bytes as Output payloads of at most 1024 bytes (§7.4).
+    fn send_chunks(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(STREAM_DATA_PAYLOAD_SIZE) {
+            self.send_input(chunk.to_vec());
+        }
+    }
+
     fn send_flag(&mut self, flag: Flag) {
         self.stream
             .send(Instant::now(), PayloadType::Flag, flag.encode().to_vec());
     }
 
-    /// A control signal in a port session (§6.4, §7.3): the line, Flag TerminateSession (or
+    /// A control signal in a port session (§6.4, §7.4): the line, Flag TerminateSession (or
     /// the API for old basic-mode agents), DisconnectToPort if a basic connection is open, the
     /// exit line, exit 0.
     async fn terminate(&mut self, ws: &mut Ws) -> ExitStatus {
         print(b"Terminate signal received, exiting.\n");
-        if version_greater(&self.agent_version, "2.3.722.0") == Some(true) {
+        let mux = self.session_type == SessionType::Mux;
+        if mux || version_greater(&self.agent_version, "2.3.722.0") == Some(true) {
             self.send_flag(Flag::TerminateSession);
         } else if let Some(api) = self.api.clone() {
             match tokio::time::timeout(TERMINATE_TIMEOUT, api.terminate_session(&self.id)).await {
@@ -523,7 +578,7 @@ impl Session {
                 Err(_) => eprintln!("ssm-session: TerminateSession: timed out"),
             }
         }
-        if self.basic_connection.take().is_some() {
+        if !mux && self.basic_connection.take().is_some() {
             self.send_flag(Flag::DisconnectToPort);
         }
         self.flush(ws).await;
@@ -725,6 +780,15 @@ async fn next_local(local: &mut Option<mpsc::UnboundedReceiver<Local>>) -> Local
             Some(event) => event,
             None => pending().await,
         },
+        None => pending().await,
+    }
+}
+
+async fn next_tick(interval: &mut Option<tokio::time::Interval>) {
+    match interval {
+        Some(interval) => {
+            interval.tick().await;
+        }
         None => pending().await,
     }
 }

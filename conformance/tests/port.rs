@@ -1,6 +1,6 @@
 //! Port forwarding and stdin/stdout sessions of the real `ssm-session` binary (spec §4.2, §7)
 //! against a fake service that plays the agent with an agent-role `ReliableStream`, shaped like
-//! `shared/spec/traces/plugin-port_{basic,3part}.jsonl`.
+//! `shared/spec/traces/plugin-port_{mux,basic,3part}.jsonl`.
 //!
 //! Every wait is bounded.
 
@@ -29,6 +29,11 @@ const WAIT: Duration = Duration::from_secs(15);
 const HANDSHAKE_RESPONSE: &str = "{\"ClientVersion\":\"1.2.800.0\",\"ProcessedClientActions\":\
     [{\"ActionType\":\"SessionType\",\"ActionStatus\":1,\"ActionResult\":null,\"Error\":\"\"}],\
     \"Errors\":null}";
+
+const SYN_3: [u8; 8] = [1, 0, 0, 0, 3, 0, 0, 0];
+const SYN_5: [u8; 8] = [1, 0, 0, 0, 5, 0, 0, 0];
+const FIN_3: [u8; 8] = [1, 1, 0, 0, 3, 0, 0, 0];
+const FIN_5: [u8; 8] = [1, 1, 0, 0, 5, 0, 0, 0];
 
 async fn data_channel(
     ws: WebSocketUpgrade,
@@ -303,6 +308,126 @@ async fn read_exactly(tcp: &mut TcpStream, len: usize) -> Vec<u8> {
     buf
 }
 
+fn psh(sid: u8, data: &[u8]) -> Vec<u8> {
+    let mut frame = vec![1, 2, data.len() as u8, 0, sid, 0, 0, 0];
+    frame.extend_from_slice(data);
+    frame
+}
+
+const MUX_PROPERTIES: &str =
+    "{\"portNumber\": \"80\", \"type\": \"LocalPortForwarding\", \"localPortNumber\": \"0\"}";
+
+#[tokio::test]
+async fn mux_mode_like_the_plugin_trace() {
+    let (addr, mut sockets) = fake().await;
+    let client = Client::start(addr);
+    let mut agent = Agent::accept(&mut sockets).await;
+    agent
+        .handshake(
+            "3.3.1142.0",
+            MUX_PROPERTIES,
+            "[customer message from the agent]",
+        )
+        .await;
+    let port = client.local_port().await;
+    client.wait_stdout("Waiting for connections...\n").await;
+    assert_eq!(
+        client.stdout(),
+        format!(
+            "\nStarting session with SessionId: {SESSION}\n[customer message from the agent]\n\
+             Port {port} opened for sessionId {SESSION}.\nWaiting for connections...\n"
+        )
+    );
+
+    let mut tcp1 = connect(port).await;
+    assert_input(&agent.input().await, 1, PayloadType::Output, &SYN_3);
+    tcp1.write_all(b"ping-from-tcp-client").await.unwrap();
+    let expected = psh(3, b"ping-from-tcp-client");
+    assert_eq!(&expected[..8], [1, 2, 0x14, 0, 3, 0, 0, 0]);
+    assert_input(&agent.input().await, 2, PayloadType::Output, &expected);
+    agent
+        .send(PayloadType::Output, &psh(3, b"pong-from-agent-side"))
+        .await;
+    assert_eq!(read_exactly(&mut tcp1, 20).await, b"pong-from-agent-side");
+
+    // A second connection is a second stream; data stays apart in both directions.
+    let mut tcp2 = connect(port).await;
+    assert_input(&agent.input().await, 3, PayloadType::Output, &SYN_5);
+    tcp2.write_all(b"two").await.unwrap();
+    assert_input(
+        &agent.input().await,
+        4,
+        PayloadType::Output,
+        &psh(5, b"two"),
+    );
+    tcp1.write_all(b"one").await.unwrap();
+    assert_input(
+        &agent.input().await,
+        5,
+        PayloadType::Output,
+        &psh(3, b"one"),
+    );
+    let mut both = psh(5, b"for-two");
+    both.extend(psh(3, b"for-one"));
+    agent.send(PayloadType::Output, &both).await;
+    assert_eq!(read_exactly(&mut tcp2, 7).await, b"for-two");
+    assert_eq!(read_exactly(&mut tcp1, 7).await, b"for-one");
+    assert_eq!(
+        client.stdout().matches("Connection accepted").count(),
+        1,
+        "{}",
+        client.stdout()
+    );
+    assert!(client.stdout().ends_with(&format!(
+        "Waiting for connections...\n\nConnection accepted for session [{SESSION}]\n"
+    )));
+
+    // Local close → FIN, no Flag.
+    drop(tcp1);
+    assert_input(&agent.input().await, 6, PayloadType::Output, &FIN_3);
+    // Agent FIN → local connection closed, then our FIN.
+    agent.send(PayloadType::Output, &FIN_5).await;
+    let mut rest = Vec::new();
+    let n = tokio::time::timeout(WAIT, tcp2.read_to_end(&mut rest))
+        .await
+        .expect("tcp2 closed")
+        .unwrap();
+    assert_eq!(n, 0);
+    assert_input(&agent.input().await, 7, PayloadType::Output, &FIN_5);
+
+    agent.send(PayloadType::Flag, &[0, 0, 0, 3]).await;
+    client
+        .wait_stdout("\nConnection to destination port failed, check SSM Agent logs.\n")
+        .await;
+    agent.pump(Duration::from_millis(50)).await;
+    assert_eq!(agent.stream.unacked(), 0);
+
+    client.interrupt();
+    assert_input(&agent.input().await, 8, PayloadType::Flag, &[0, 0, 0, 2]);
+    let (status, stdout) = client.exit().await;
+    assert_eq!(status, 0);
+    assert!(stdout.ends_with(&format!(
+        "Terminate signal received, exiting.\n\n\nExiting session with sessionId: {SESSION}.\n\n"
+    )));
+}
+
+#[tokio::test]
+async fn mux_keepalive_for_old_agents() {
+    let (addr, mut sockets) = fake().await;
+    let _client = Client::start(addr);
+    let mut agent = Agent::accept(&mut sockets).await;
+    agent.handshake("3.1.1511.0", MUX_PROPERTIES, "").await;
+    // The first NOP comes 10 s after the handshake, even with no local connection.
+    let started = Instant::now();
+    let nop = agent.input().await;
+    assert_input(&nop, 1, PayloadType::Output, &[1, 3, 0, 0, 0, 0, 0, 0]);
+    let waited = started.elapsed();
+    assert!(
+        waited > Duration::from_secs(9) && waited < Duration::from_secs(12),
+        "{waited:?}"
+    );
+}
+
 /// Basic mode: the trace plugin-port_basic.jsonl up to SIGINT.
 async fn basic_session(agent_version: &str) -> (Client, Agent, TcpStream) {
     let (addr, mut sockets) = fake().await;
@@ -477,4 +602,46 @@ async fn unknown_session_type_and_kms_are_refused() {
     let (status, stdout) = client.exit().await;
     assert_eq!(status, 0);
     assert!(stdout.ends_with("Cannot perform start session: unable to determine SessionType\n"));
+}
+
+#[tokio::test]
+async fn unix_socket_listener() {
+    let dir = std::env::temp_dir().join(format!("ssm-session-port-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("local.sock");
+    let _ = std::fs::remove_file(&path);
+    let (addr, mut sockets) = fake().await;
+    let client = Client::start(addr);
+    let mut agent = Agent::accept(&mut sockets).await;
+    let properties = serde_json::json!({
+        "portNumber": "80", "type": "LocalPortForwarding", "localPortNumber": "",
+        "localConnectionType": "unix", "localUnixSocket": path.to_str().unwrap(),
+    });
+    agent
+        .handshake("3.3.1142.0", &properties.to_string(), "")
+        .await;
+    client
+        .wait_stdout(&format!(
+            "Unix socket {} opened for sessionId {SESSION}.\nWaiting for connections...\n",
+            path.display()
+        ))
+        .await;
+    let mut local = tokio::net::UnixStream::connect(&path).await.unwrap();
+    assert_input(&agent.input().await, 1, PayloadType::Output, &SYN_3);
+    local.write_all(b"over-unix").await.unwrap();
+    assert_input(
+        &agent.input().await,
+        2,
+        PayloadType::Output,
+        &psh(3, b"over-unix"),
+    );
+    agent.send(PayloadType::Output, &psh(3, b"back")).await;
+    let mut buf = [0u8; 4];
+    tokio::time::timeout(WAIT, local.read_exact(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&buf, b"back");
+    drop(client);
+    let _ = std::fs::remove_dir_all(&dir);
 }
