@@ -9,9 +9,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::api::error::ApiError;
-use crate::api::validate::Violations;
+use crate::api::pagination;
+use crate::api::validate::{self, Violations};
 use crate::clock::epoch_seconds;
+use crate::model::Scope;
 use crate::model::command::{Command, Invocation, Plugin, Status};
+use crate::model::instance::is_valid_instance_id;
 
 /// `Command` (spec §10), as SendCommand and ListCommands return it.
 #[derive(Debug, Serialize)]
@@ -324,6 +327,68 @@ impl Criterion {
             Criterion::Executing(executing) => *executing != done,
             Criterion::DocumentName(name) => &command.document_name == name,
         }
+    }
+}
+
+/// The request members ListCommands and ListCommandInvocations share, with their checks and
+/// the start of the page they ask for. Each request embeds it with `#[serde(flatten)]`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct CommandQuery {
+    pub(crate) command_id: Option<String>,
+    pub(crate) instance_id: Option<String>,
+    pub(crate) max_results: Option<i64>,
+    pub(crate) next_token: Option<String>,
+    pub(crate) filters: Option<Vec<CommandFilter>>,
+}
+
+impl CommandQuery {
+    /// The model's constraints on the shared members.
+    pub(crate) fn validate(&self) -> Result<(), ApiError> {
+        let mut v = Violations::new();
+        if let Some(id) = &self.command_id {
+            check_command_id(&mut v, "commandId", id);
+        }
+        if let Some(id) = &self.instance_id {
+            v.pattern(
+                "instanceId",
+                id,
+                is_valid_instance_id(id),
+                "(^i-(\\w{8}|\\w{17})$)|(^mi-\\w{17}$)",
+            );
+        }
+        validate::max_results(&mut v, self.max_results, 1, 50, 50);
+        check_filters(&mut v, &self.filters);
+        v.finish()
+    }
+
+    /// The page size (`MaxResults` 1–50, default 50).
+    pub(crate) fn page_size(&self) -> usize {
+        validate::max_results(&mut Violations::new(), self.max_results, 1, 50, 50)
+    }
+
+    /// The fingerprint of this query for `operation` in `scope` (plus `extra`, for members
+    /// only one operation has), and the key the `NextToken` resumes after.
+    pub(crate) fn resume(
+        &self,
+        operation: &str,
+        scope: &Scope,
+        extra: &str,
+    ) -> Result<(String, Option<String>), ApiError> {
+        let fingerprint = pagination::fingerprint(&[
+            operation,
+            &scope.account_id,
+            &scope.region,
+            self.command_id.as_deref().unwrap_or(""),
+            self.instance_id.as_deref().unwrap_or(""),
+            &serde_json::to_string(&self.filters).unwrap_or_default(),
+            extra,
+        ]);
+        let after = match &self.next_token {
+            Some(token) => Some(pagination::decode(token, &fingerprint)?),
+            None => None,
+        };
+        Ok((fingerprint, after))
     }
 }
 
