@@ -1,12 +1,16 @@
 //! Wall-clock time as the emulator sees it.
 //!
-//! Everything that depends on time (PingStatus, `LastPingDateTime`, inventory capture times, and
-//! later delivery timeouts and idle sessions) reads the time through one [`Clock`] held by the
-//! [`Emulator`](crate::model::Emulator). Production uses [`SystemClock`]; tests use
+//! Everything that depends on time (PingStatus, `LastPingDateTime`, inventory capture times,
+//! delivery timeouts, idle and maximum session durations) reads the time through one [`Clock`]
+//! held by the [`Emulator`](crate::model::Emulator). Production uses [`SystemClock`]; tests use
 //! [`ManualClock`] and move time forward by hand, so no test sleeps or races the real clock.
+//!
+//! The emulator holds its clock inside a [`Shifted`]: the clock plus an offset that only grows.
+//! `POST /_emulator/clock` adds to the offset ("time travel"), so a user or a cross-process
+//! test can expire a session or a ping without waiting, whatever clock is underneath.
 
 use std::fmt;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A source of the current wall-clock time.
@@ -64,6 +68,45 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now(&self) -> SystemTime {
         *self.now.lock().unwrap_or_else(|poison| poison.into_inner())
+    }
+}
+
+/// A clock moved forward by an offset that only grows: what the emulator reads time from.
+///
+/// Time never goes backwards through it, so deadlines computed from it (idle sessions,
+/// PingStatus) only ever come closer.
+#[derive(Debug)]
+pub struct Shifted {
+    inner: Arc<dyn Clock>,
+    /// How far ahead of `inner` this clock is. A std mutex held for one read or write.
+    offset: Mutex<Duration>,
+}
+
+impl Shifted {
+    /// `inner`, not shifted yet.
+    pub fn new(inner: Arc<dyn Clock>) -> Shifted {
+        Shifted {
+            inner,
+            offset: Mutex::new(Duration::ZERO),
+        }
+    }
+
+    /// Moves this clock forward by `by`; returns the new offset.
+    pub fn advance(&self, by: Duration) -> Duration {
+        let mut offset = self.offset.lock().unwrap_or_else(|p| p.into_inner());
+        *offset = offset.saturating_add(by);
+        *offset
+    }
+
+    /// How far ahead of the underlying clock this one is.
+    pub fn offset(&self) -> Duration {
+        *self.offset.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Clock for Shifted {
+    fn now(&self) -> SystemTime {
+        self.inner.now() + self.offset()
     }
 }
 
@@ -133,5 +176,20 @@ mod tests {
         assert_eq!(clock.now(), UNIX_EPOCH + Duration::from_secs(100));
         clock.advance(Duration::from_secs(5));
         assert_eq!(clock.now(), UNIX_EPOCH + Duration::from_secs(105));
+    }
+
+    #[test]
+    fn a_shifted_clock_runs_ahead_of_its_clock_by_what_was_added() {
+        let manual = Arc::new(ManualClock::at_epoch_secs(100));
+        let shifted = Shifted::new(manual.clone());
+        assert_eq!(shifted.now(), UNIX_EPOCH + Duration::from_secs(100));
+        assert_eq!(
+            shifted.advance(Duration::from_secs(60)),
+            Duration::from_secs(60)
+        );
+        shifted.advance(Duration::from_secs(1));
+        manual.advance(Duration::from_secs(5));
+        assert_eq!(shifted.now(), UNIX_EPOCH + Duration::from_secs(166));
+        assert_eq!(shifted.offset(), Duration::from_secs(61));
     }
 }

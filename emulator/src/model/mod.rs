@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::clock::Clock;
+use crate::clock::{Clock, Shifted};
 use crate::config::{Config, DeclaredInstance};
 use instance::{ManagedInstance, PlatformType};
 
@@ -42,8 +42,9 @@ struct Shared {
     default_region: String,
     /// How long a node stays `Online` after its last report.
     ping_grace: Duration,
-    /// The one source of time (tests pass a [`ManualClock`](crate::clock::ManualClock)).
-    clock: Arc<dyn Clock>,
+    /// The one source of time (tests pass a [`ManualClock`](crate::clock::ManualClock)),
+    /// shifted forward by `POST /_emulator/clock`.
+    clock: Shifted,
     /// The mutable state. A std mutex, not a tokio one: every operation runs to completion
     /// without awaiting while it holds the lock, so there is never a reason to yield with it
     /// held, and a std mutex is cheaper (the same reasoning as mini-redis's `Db`).
@@ -108,7 +109,7 @@ impl Emulator {
                 account_id: config.account_id,
                 default_region: config.default_region,
                 ping_grace: config.ping_grace,
-                clock,
+                clock: Shifted::new(clock),
                 state: Mutex::new(state),
             }),
         }
@@ -132,6 +133,12 @@ impl Emulator {
     /// The current time on the emulator's clock.
     pub fn now(&self) -> SystemTime {
         self.shared.clock.now()
+    }
+
+    /// Moves the emulator's time forward by `by` (`POST /_emulator/clock`); returns how far
+    /// ahead of its underlying clock it now is.
+    pub fn advance_clock(&self, by: Duration) -> Duration {
+        self.shared.clock.advance(by)
     }
 
     /// The scope of `region` in the emulator's account.
