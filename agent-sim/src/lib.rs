@@ -23,8 +23,10 @@
 //! - [`limits`]: per-agent resource limits (concurrent commands).
 //!
 //! - `session`: sessions (§9.1): `interactive_shell` starts one; CreateDataChannel, the data
-//!   websocket and the agent-role reliable stream; `Standard_Stream` runs `sh` on a real PTY.
-//!   Port, InteractiveCommands and NonInteractiveCommands sessions are not implemented yet.
+//!   websocket and the agent-role reliable stream; `Standard_Stream` runs `sh` on a real PTY,
+//!   `InteractiveCommands` its command as `sh -c` on a PTY, `NonInteractiveCommands` its
+//!   command line without a shell or PTY (handshake; StdErr and ExitCode payloads with
+//!   `separateOutputStream`); `Port` forwards TCP (basic and smux modes).
 //!
 //! # Embedding
 //!

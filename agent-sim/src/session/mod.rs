@@ -23,9 +23,12 @@
 //! its shell starts (run-as user refused) sends two of them with status Failed, as the real
 //! agent does (plugin and document results, `agent-shell-runas-root.jsonl`).
 //!
-//! `Port` sessions (handshake, basic and smux mux modes over real TCP) are in [`port`]; other
-//! session types fail with a clear Output.
+//! `Port` sessions (handshake, basic and smux mux modes over real TCP) are in [`port`];
+//! `InteractiveCommands` (a command on a PTY, run by the loop above) and
+//! `NonInteractiveCommands` (handshake, a process without PTY, StdErr and ExitCode payloads) in
+//! [`commands`]. Other session types fail with a clear Output.
 
+mod commands;
 mod port;
 mod shell;
 
@@ -38,9 +41,9 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use ssm_protocol::limits::{AGENT_CLOSE_DRAIN, STREAM_DATA_PAYLOAD_SIZE};
 use ssm_protocol::payload::{
-    AgentOpenDataChannelInput, AgentSessionState, AgentTaskAcknowledge, AgentTaskComplete,
-    AgentTaskPayload, ChannelClosed, Flag, MgsPayload, ResultStatus, SessionState, Size,
-    TOPIC_AGENT_TASK_COMPLETE, from_json_bytes, to_json_bytes,
+    ActionStatus, AgentOpenDataChannelInput, AgentSessionState, AgentTaskAcknowledge,
+    AgentTaskComplete, AgentTaskPayload, ChannelClosed, Flag, HandshakeResponse, MgsPayload,
+    ResultStatus, SessionState, Size, TOPIC_AGENT_TASK_COMPLETE, from_json_bytes, to_json_bytes,
 };
 use ssm_protocol::reliable::{Config, Event, ReliableStream};
 use ssm_protocol::{Flags, Message, MessageType, PayloadType};
@@ -254,7 +257,17 @@ impl Sessions {
                 };
                 return port::run(self, task, cancel, socket).await;
             }
+            commands::NON_INTERACTIVE_COMMANDS => {
+                let Some(socket) = self.dial(id, cancel).await else {
+                    cancel.cancelled().await;
+                    return Outcome::Success;
+                };
+                return commands::run_non_interactive(self, task, cancel, socket).await;
+            }
             "Standard_Stream" => shell::resolve(task, &context.default_working_dir),
+            commands::INTERACTIVE_COMMANDS => {
+                commands::interactive_spec(task, &context.default_working_dir)
+            }
             other => Err(format!(
                 "\n----------ERROR-------\nagent-sim does not run {other:?} sessions yet\n"
             )),
@@ -651,6 +664,26 @@ async fn socket_send(
         Some(socket) => socket.send(message).await,
         None => Err(tokio_tungstenite::tungstenite::Error::AlreadyClosed),
     }
+}
+
+/// Reads a HandshakeResponse as the real agent's `handleHandshakeResponse` does (§4.2): any
+/// action with ActionStatus ≠ 1 fails the session; `Err` is the `agent_task_complete` Output.
+fn check_handshake_response(payload: &[u8]) -> Result<HandshakeResponse, String> {
+    let response = from_json_bytes::<HandshakeResponse>(payload)
+        .map_err(|error| format!("Unable to process HandshakeResponse: {error}"))?;
+    if let Some(failed) = response
+        .processed_client_actions
+        .iter()
+        .find(|action| action.action_status != ActionStatus::Success)
+    {
+        let status = i64::from(failed.action_status);
+        return Err(format!(
+            "{} failed on client with status {status} error: {}",
+            failed.action_type.as_str(),
+            failed.error
+        ));
+    }
+    Ok(response)
 }
 
 fn drain_deadline() -> tokio::time::Instant {

@@ -41,8 +41,8 @@ use futures_util::StreamExt;
 use serde_json::Value;
 use ssm_protocol::limits::{HANDSHAKE_TIMEOUT, SMUX_MAX_FRAME_SIZE, STREAM_DATA_PAYLOAD_SIZE};
 use ssm_protocol::payload::{
-    ActionStatus, AgentTaskPayload, Flag, HandshakeComplete, HandshakeRequest, HandshakeResponse,
-    RequestedClientAction, SessionTypeRequest, from_json_bytes, to_json_bytes,
+    AgentTaskPayload, Flag, HandshakeComplete, HandshakeRequest, RequestedClientAction,
+    SessionTypeRequest, to_json_bytes,
 };
 use ssm_protocol::reliable::{Config, Event, ReliableStream};
 use ssm_protocol::smux::{Command, Decoder, Frame, psh_frames};
@@ -81,7 +81,7 @@ const KEEPALIVE_OFF_ABOVE: &str = "1.2.331.0";
 /// smux DefaultConfig KeepAliveInterval.
 const SMUX_KEEPALIVE: Duration = Duration::from_secs(10);
 /// Handshake timeout Output of the real agent (§4.2).
-const HANDSHAKE_TIMED_OUT: &str = "Handshake timed out. Please ensure that you have the latest version of the session manager plugin.";
+pub(crate) const HANDSHAKE_TIMED_OUT: &str = "Handshake timed out. Please ensure that you have the latest version of the session manager plugin.";
 /// How long dialing the destination may take.
 const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Chunks queued for writing to one TCP connection.
@@ -238,7 +238,8 @@ pub(crate) fn version_at_least(version: &str, minimum: &str) -> bool {
     compare_versions(version, minimum).is_some_and(|o| o.is_ge())
 }
 
-fn version_above(version: &str, bound: &str) -> bool {
+/// `version > bound`; false for something that is not a version.
+pub(crate) fn version_above(version: &str, bound: &str) -> bool {
     compare_versions(version, bound).is_some_and(|o| o.is_gt())
 }
 
@@ -692,28 +693,13 @@ impl Port<'_> {
             return;
         }
         self.handshake_deadline = None;
-        let response = match from_json_bytes::<HandshakeResponse>(payload) {
+        let response = match super::check_handshake_response(payload) {
             Ok(response) => response,
-            Err(error) => {
-                self.end(Ending::Failed(format!(
-                    "Unable to process HandshakeResponse: {error}"
-                )));
+            Err(output) => {
+                self.end(Ending::Failed(output));
                 return;
             }
         };
-        if let Some(failed) = response
-            .processed_client_actions
-            .iter()
-            .find(|action| action.action_status != ActionStatus::Success)
-        {
-            let status = i64::from(failed.action_status);
-            self.end(Ending::Failed(format!(
-                "{} failed on client with status {status} error: {}",
-                failed.action_type.as_str(),
-                failed.error
-            )));
-            return;
-        }
         // The ack of the response is already queued: HandshakeComplete follows it (§7.4).
         let complete = HandshakeComplete::new(self.handshake_started.elapsed(), String::new());
         self.stream.send(

@@ -1,4 +1,6 @@
-//! The shell of a `Standard_Stream` session: who it runs as, and `sh` on a real PTY.
+//! The shell of a `Standard_Stream` session: who it runs as, and `sh` on a real PTY. An
+//! `InteractiveCommands` session runs its command the same way, as `sh -c <command>` on a PTY
+//! ([`ShellSpec::command`], [`super::commands`]).
 //!
 //! The PTY comes from pty-process 0.5 with its `async` feature rather than portable-pty 0.9:
 //! its master is a tokio `AsyncRead`/`AsyncWrite` (no blocking thread per session, which a fleet
@@ -21,6 +23,13 @@ use tokio::sync::mpsc;
 pub(crate) const INVALID_UID_AND_GID: &str =
     "\n----------ERROR-------\nUnable to start command: invalid uid and gid\n";
 
+/// `TERM` of every session process: the real agent sets it because the PTY's default (`linux`)
+/// leaves vi's screen uncleared (A:agent/session/shell/shell_unix.go).
+pub(crate) const TERM: &str = "xterm-256color";
+/// `LANG` when agent-sim's own environment has none: Session Manager carries UTF-8 only, and
+/// the real agent sets it for the same reason.
+pub(crate) const DEFAULT_LANG: &str = "C.UTF-8";
+
 /// Size of a new session's PTY until the client sends its own.
 const INITIAL_ROWS: u16 = 24;
 const INITIAL_COLS: u16 = 80;
@@ -34,6 +43,9 @@ pub(crate) struct ShellSpec {
     pub(crate) working_dir: PathBuf,
     /// `inputs.shellProfile.linux`: written to the shell before anything else.
     pub(crate) profile: String,
+    /// `InteractiveCommands`: the command line, run as `sh -c <command>` instead of an
+    /// interactive `sh` (`StartCommandExecutor`, A:agent/session/shell/shell_unix.go).
+    pub(crate) command: Option<String>,
 }
 
 /// A local account, from `/etc/passwd`.
@@ -70,6 +82,7 @@ pub(crate) fn resolve(
         run_as: None,
         working_dir: default_working_dir.to_path_buf(),
         profile: inputs.shell_profile.linux.clone(),
+        command: None,
     };
     if requested.is_empty() {
         return Ok(own);
@@ -147,13 +160,21 @@ pub(crate) struct Shell {
 }
 
 impl Shell {
-    /// Starts `sh` on a new 24×80 PTY and writes the shell profile to it.
+    /// Starts `sh` (or `sh -c <command>`) on a new 24×80 PTY and writes the shell profile to
+    /// it.
     pub(crate) fn spawn(spec: &ShellSpec) -> Result<Shell, pty_process::Error> {
         let (pty, pts) = pty_process::open()?;
         pty.resize(pty_process::Size::new(INITIAL_ROWS, INITIAL_COLS))?;
         let mut command = pty_process::Command::new("sh")
             .current_dir(&spec.working_dir)
+            .env("TERM", TERM)
             .kill_on_drop(true);
+        if std::env::var_os("LANG").is_none() {
+            command = command.env("LANG", DEFAULT_LANG);
+        }
+        if let Some(line) = &spec.command {
+            command = command.arg("-c").arg(line);
+        }
         if let Some(user) = &spec.run_as {
             command = command
                 .uid(user.uid)
