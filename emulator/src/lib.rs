@@ -18,6 +18,8 @@
 //! - [`sessions`]: the session service: sessions, CreateDataChannel, the data-channel
 //!   websockets of both ends and the relay between them, with its one hook ([`sessions::RelayHook`]).
 //! - [`fleet`]: [`serve`], the server with an embedded fleet of ssm-agent-sim agents.
+//! - [`faults`]: fault injection on the relay and the API, the `/_emulator/faults`, `seed`
+//!   and `reset` routes, and the CLI subcommands that drive them.
 //!
 //! # Entry points
 //! [`app`] builds the router without a server, for `tower::ServiceExt::oneshot` in tests;
@@ -34,6 +36,7 @@ mod api;
 pub mod clock;
 pub mod config;
 pub mod control;
+pub mod faults;
 /// SSM documents: the AWS-owned ones, the account's own, and parameter resolution.
 mod documents;
 pub mod fleet;
@@ -59,6 +62,7 @@ pub fn app(state: Emulator) -> axum::Router {
     run_command::ensure_dispatcher(&state);
     api::router(state.clone())
         .merge(control::router(state.clone()))
+        .merge(faults::admin::router(state.clone()))
         .merge(sessions::router(state))
 }
 

@@ -22,10 +22,17 @@ use tracing_subscriber::EnvFilter;
 /// AWS_ENDPOINT_URL=http://127.0.0.1:4583 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
 /// AWS_DEFAULT_REGION=us-east-1.
 ///
+/// The subcommands (fault, seed, reset) drive an emulator that is already running, through
+/// its admin API under /_emulator/.
+///
 /// Log level: RUST_LOG (default ssm_emulator=info).
 #[derive(Debug, Parser)]
 #[command(version, about, long_about)]
 struct Args {
+    /// Without a subcommand: serve.
+    #[command(subcommand)]
+    command: Option<ssm_emulator::faults::cli::Command>,
+
     /// Address to serve the SSM API on. Use port 0 for any free port.
     #[arg(
         long,
@@ -84,8 +91,20 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    let mut args = Args::parse();
+    if let Some(command) = args.command.take() {
+        return match ssm_emulator::faults::cli::run(command).await {
+            Ok(output) => {
+                println!("{output}");
+                ExitCode::SUCCESS
+            }
+            Err(message) => {
+                eprintln!("ssm-emulator: {message}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     init_tracing();
-    let args = Args::parse();
     match serve(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {

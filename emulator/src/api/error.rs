@@ -105,6 +105,9 @@ pub(crate) enum ApiError {
     /// The emulator itself failed.
     #[error("{0}")]
     InternalServerError(String),
+    /// Too many requests (only ever injected by a fault rule): the SDKs retry it.
+    #[error("{0}")]
+    Throttling(String),
 }
 
 impl ApiError {
@@ -144,6 +147,7 @@ impl ApiError {
             ApiError::TargetNotConnected(_) => "TargetNotConnected",
             ApiError::DoesNotExist(_) => "DoesNotExistException",
             ApiError::InternalServerError(_) => "InternalServerError",
+            ApiError::Throttling(_) => "ThrottlingException",
         }
     }
 

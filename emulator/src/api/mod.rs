@@ -75,11 +75,25 @@ async fn handle(
             .map(str::to_owned),
         scheme: crate::tls::Scheme::of(&extensions),
     };
+    if let Some(name) = target.and_then(|t| t.strip_prefix(ops::TARGET_PREFIX))
+        && let Err(e) = crate::faults::api::before_operation(&emu, name, &body).await
+    {
+        return respond(Err(e));
+    }
     let result = Operation::parse(target, &body).and_then(|op| {
         tracing::debug!(operation = op.name(), region = %scope.region, "apply");
         op.apply(&emu, &scope, &caller)
     });
     respond(result)
+}
+
+/// Whether the SSM API serves an operation called `name` (e.g. `SendCommand`).
+pub(crate) fn is_operation(name: &str) -> bool {
+    let target = format!("{}{name}", ops::TARGET_PREFIX);
+    !matches!(
+        Operation::parse(Some(&target), b"{}"),
+        Err(error::ApiError::UnknownOperation(_))
+    )
 }
 
 /// A response body or an error, as an HTTP response.

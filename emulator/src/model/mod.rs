@@ -8,7 +8,7 @@ pub(crate) mod command;
 pub mod instance;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, SystemTime};
 
 use rand::rngs::StdRng;
@@ -34,6 +34,18 @@ pub struct Emulator {
     shared: Arc<Shared>,
 }
 
+/// A handle that does not keep the emulator alive: for what the emulator itself holds (the
+/// fault hook in every session's relay) and for timers.
+#[derive(Debug, Clone)]
+pub(crate) struct WeakEmulator(Weak<Shared>);
+
+impl WeakEmulator {
+    /// The emulator, if it still exists.
+    pub(crate) fn upgrade(&self) -> Option<Emulator> {
+        self.0.upgrade().map(|shared| Emulator { shared })
+    }
+}
+
 #[derive(Debug)]
 struct Shared {
     /// The account every request is served from.
@@ -45,6 +57,8 @@ struct Shared {
     /// The one source of time (tests pass a [`ManualClock`](crate::clock::ManualClock)),
     /// shifted forward by `POST /_emulator/clock`.
     clock: Shifted,
+    /// Fault rules and their RNG (their own lock: the relay consults them on every frame).
+    faults: crate::faults::Faults,
     /// The mutable state. A std mutex, not a tokio one: every operation runs to completion
     /// without awaiting while it holds the lock, so there is never a reason to yield with it
     /// held, and a std mutex is cheaper (the same reasoning as mini-redis's `Db`).
@@ -104,15 +118,30 @@ impl Emulator {
                 .instances
                 .insert(node.instance_id.clone(), node);
         }
-        Emulator {
+        let emulator = Emulator {
             shared: Arc::new(Shared {
                 account_id: config.account_id,
                 default_region: config.default_region,
                 ping_grace: config.ping_grace,
                 clock: Shifted::new(clock),
+                faults: crate::faults::Faults::new(config.seed),
                 state: Mutex::new(state),
             }),
-        }
+        };
+        // Every session's relay runs the fault rules (none by default: frames pass unchanged).
+        let hook = crate::faults::FaultHook::new(&emulator);
+        emulator.set_default_session_hook(Some(Arc::new(hook)));
+        emulator
+    }
+
+    /// The fault rules and their RNG.
+    pub fn faults(&self) -> &crate::faults::Faults {
+        &self.shared.faults
+    }
+
+    /// A handle that does not keep the emulator alive.
+    pub(crate) fn downgrade(&self) -> WeakEmulator {
+        WeakEmulator(Arc::downgrade(&self.shared))
     }
 
     /// The account all state lives under.
@@ -233,6 +262,11 @@ impl State {
         &crate::mds::Registry,
     ) {
         (self.regions.get_mut(scope), &self.control, &self.mds)
+    }
+
+    /// Restarts the RNG of ids and tokens from `seed`.
+    pub(crate) fn reseed(&mut self, seed: u64) {
+        self.rng = StdRng::seed_from_u64(seed);
     }
 
     /// A random (version 4) UUID from the seeded RNG.

@@ -239,6 +239,15 @@ where
                 let _ = sink.send(WsMessage::Close(None)).await;
                 return;
             }
+            Next::Disconnect(code, reason) => {
+                tracing::info!(code, reason, end = end.as_str(), "fault: closing the socket");
+                let close = CloseFrame {
+                    code,
+                    reason: reason.into(),
+                };
+                let _ = sink.send(WsMessage::Close(Some(close))).await;
+                return;
+            }
             Next::Close => {
                 let _ = sink
                     .send(WsMessage::Close(Some(CloseFrame {

@@ -29,10 +29,10 @@ use crate::model::{Emulator, Scope, State};
 
 pub(crate) use channel::router;
 pub use relay::{
-    ACK_HOLD, Direction, Opcode, PassThrough, RELAY_QUEUE_FRAMES, RelayHook, RelayStats,
-    RelayedFrame, TRANSCRIPT_LIMIT,
+    ACK_HOLD, Direction, End, Opcode, PassThrough, RELAY_QUEUE_FRAMES, RelayEffect, RelayHook,
+    RelayStats, RelayedFrame, TRANSCRIPT_LIMIT,
 };
-pub(crate) use relay::{End, Relay};
+pub(crate) use relay::Relay;
 
 /// Unused client (or agent) tokens kept per session; older ones stop working.
 const TOKENS_PER_END: usize = 8;

@@ -11,7 +11,10 @@
 //! - client → agent `acknowledge` frames are held [`ACK_HOLD`] (§3.3 RECOMMENDATION); later
 //!   client frames queue behind them, so the order holds; agent frames are never held;
 //! - every relayed frame goes through the session's [`RelayHook`] (no-op by default), where
-//!   fault injection plugs in; the transcript and counters are recorded in the same place.
+//!   fault injection plugs in; the transcript and counters are recorded in the same place;
+//! - a hook (or the fault timers, through [`Relay::apply`]) can also ask for [`RelayEffect`]s:
+//!   close one end's socket with a chosen close code once what is queued for it went out, or
+//!   send a frame of the service's own (`pause_publication`, `start_publication`) to an end.
 //!
 //! Lock order: the emulator state lock may be held while a relay's lock is taken, never the
 //! other way round. Nothing awaits with either held.
@@ -69,14 +72,39 @@ pub struct RelayedFrame {
     pub hold: Duration,
 }
 
+/// Something the service does on a session besides forwarding a frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RelayEffect {
+    /// Close the websocket of `end` with this close frame, once the frames queued for it
+    /// before it went out. Only the connection attached when the effect is applied is closed;
+    /// a later one (the client's ResumeSession, the agent's re-dial) is not.
+    Disconnect {
+        /// Whose socket.
+        end: End,
+        /// The close code (the real service sends 1000).
+        code: u16,
+        /// The close reason (the real service sends "Bye").
+        reason: String,
+    },
+    /// Send a frame of the service's own (`pause_publication`, `start_publication`) to `end`,
+    /// after what is queued for it. It passes through no hook.
+    Inject {
+        /// To whom.
+        end: End,
+        /// The encoded frame.
+        bytes: Vec<u8>,
+    },
+}
+
 /// The one place every relayed frame passes through: fault injection (drop, duplicate,
-/// reorder, delay, corrupt) plugs in here.
+/// reorder, delay, corrupt, close, blackhole, pause) plugs in here.
 ///
 /// `relay` gets each frame in arrival order for its direction and pushes the frames to send
 /// instead onto `out`: none to drop it, two to duplicate it, a changed one to corrupt it, one
 /// with a `hold` to delay it; a hook that keeps a frame and emits it with a later one reorders.
-/// Frames the relay consumes (`agent_session_state`) and the service's own frames
-/// (`channel_closed`) do not pass through it.
+/// `effects` are applied after the frames of `out` are queued. Frames the relay consumes
+/// (`agent_session_state`) and the service's own frames (`channel_closed`) do not pass
+/// through it.
 pub trait RelayHook: Send + Sync + 'static {
     /// Decides what to send for `frame` of session `session_id`.
     fn relay(
@@ -85,8 +113,9 @@ pub trait RelayHook: Send + Sync + 'static {
         direction: Direction,
         frame: RelayedFrame,
         out: &mut Vec<RelayedFrame>,
+        effects: &mut Vec<RelayEffect>,
     ) {
-        let _ = (session_id, direction);
+        let _ = (session_id, direction, effects);
         out.push(frame);
     }
 }
@@ -115,9 +144,11 @@ pub struct RelayStats {
 }
 
 /// One end of the session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum End {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum End {
+    /// The client (plugin) end.
     Client,
+    /// The agent end.
     Agent,
 }
 
@@ -129,19 +160,40 @@ impl End {
         }
     }
 
-    pub(crate) fn as_str(self) -> &'static str {
+    /// `client` or `agent`, for logs.
+    pub fn as_str(self) -> &'static str {
         match self {
             End::Client => "client",
             End::Agent => "agent",
         }
     }
+
+    /// The end frames of `direction` go to.
+    pub fn receiving(direction: Direction) -> End {
+        match direction {
+            Direction::ClientToAgent => End::Agent,
+            Direction::AgentToClient => End::Client,
+        }
+    }
 }
 
-/// A frame waiting for its end.
+/// Something waiting in an end's queue.
+#[derive(Debug)]
+enum Item {
+    /// A frame to send.
+    Frame(Vec<u8>, Opcode),
+    /// Close connection `connection` (if it is still the one writing) with this close frame.
+    Disconnect {
+        connection: u64,
+        code: u16,
+        reason: String,
+    },
+}
+
+/// An item waiting for its end.
 #[derive(Debug)]
 struct Queued {
-    bytes: Vec<u8>,
-    opcode: Opcode,
+    item: Item,
     release_at: Instant,
 }
 
@@ -170,6 +222,8 @@ struct Inner {
 pub(crate) enum Next {
     /// Send this frame.
     Send(Vec<u8>, Opcode),
+    /// Close this connection's socket with this close frame (a fault, [`RelayEffect::Disconnect`]).
+    Disconnect(u16, String),
     /// The front frame is held until then.
     HoldUntil(Instant),
     /// Nothing to send: wait for a wake-up.
@@ -284,6 +338,7 @@ impl Relay {
         }
         let hook = self.hook.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let mut out = Vec::with_capacity(1);
+        let mut effects = Vec::new();
         hook.relay(
             &self.session_id,
             direction,
@@ -293,6 +348,7 @@ impl Relay {
                 hold: Duration::ZERO,
             },
             &mut out,
+            &mut effects,
         );
         let is_ack = header
             .as_ref()
@@ -314,6 +370,48 @@ impl Relay {
             }
         }
         self.wake[to.index()].notify_waiters();
+        if !effects.is_empty() {
+            self.apply(effects);
+        }
+    }
+
+    /// Applies `effects` in order: the service acting on this session on its own.
+    pub(crate) fn apply(&self, effects: Vec<RelayEffect>) {
+        let now = Instant::now();
+        let mut woken = [false; 2];
+        {
+            let mut inner = self.lock();
+            for effect in effects {
+                let (end, item) = match effect {
+                    RelayEffect::Disconnect { end, code, reason } => {
+                        let Some(connection) = inner.ends[end.index()].current else {
+                            tracing::debug!(
+                                session_id = self.session_id,
+                                end = end.as_str(),
+                                "disconnect fault: no connection attached"
+                            );
+                            continue;
+                        };
+                        let item = Item::Disconnect {
+                            connection,
+                            code,
+                            reason,
+                        };
+                        (end, item)
+                    }
+                    RelayEffect::Inject { end, bytes } => (end, Item::Frame(bytes, Opcode::Binary)),
+                };
+                let queue = &mut inner.ends[end.index()].queue;
+                let release_at = queue.back().map_or(now, |q| q.release_at);
+                queue.push_back(Queued { item, release_at });
+                woken[end.index()] = true;
+            }
+        }
+        for (wake, woken) in self.wake.iter().zip(woken) {
+            if woken {
+                wake.notify_waiters();
+            }
+        }
     }
 
     /// Queues `frame` for `to`; false (and a log line) if the queue is full.
@@ -336,8 +434,7 @@ impl Relay {
         }
         let floor = queue.back().map_or(now, |q| q.release_at);
         queue.push_back(Queued {
-            bytes: frame.bytes,
-            opcode: frame.opcode,
+            item: Item::Frame(frame.bytes, frame.opcode),
             release_at: (now + frame.hold).max(floor),
         });
         true
@@ -358,8 +455,7 @@ impl Relay {
                     .back()
                     .map_or_else(Instant::now, |q| q.release_at);
                 inner.ends[0].queue.push_back(Queued {
-                    bytes,
-                    opcode: Opcode::Binary,
+                    item: Item::Frame(bytes, Opcode::Binary),
                     release_at: floor,
                 });
             }
@@ -382,14 +478,22 @@ impl Relay {
         if state.current != Some(id) {
             return Next::Replaced;
         }
-        match state.queue.front() {
-            Some(front) if front.release_at > now => Next::HoldUntil(front.release_at),
-            Some(_) => {
-                let front = state.queue.pop_front().expect("front exists");
-                Next::Send(front.bytes, front.opcode)
-            }
-            None if closing => Next::Close,
-            None => Next::Wait,
+        loop {
+            return match state.queue.front() {
+                Some(front) if front.release_at > now => Next::HoldUntil(front.release_at),
+                Some(_) => match state.queue.pop_front().expect("front exists").item {
+                    Item::Frame(bytes, opcode) => Next::Send(bytes, opcode),
+                    Item::Disconnect {
+                        connection,
+                        code,
+                        reason,
+                    } if connection == id => Next::Disconnect(code, reason),
+                    // Meant for an earlier connection of this end, which is gone.
+                    Item::Disconnect { .. } => continue,
+                },
+                None if closing => Next::Close,
+                None => Next::Wait,
+            };
         }
     }
 
@@ -470,7 +574,14 @@ mod tests {
         #[derive(Default)]
         struct Duplicate;
         impl RelayHook for Duplicate {
-            fn relay(&self, _: &str, _: Direction, f: RelayedFrame, out: &mut Vec<RelayedFrame>) {
+            fn relay(
+                &self,
+                _: &str,
+                _: Direction,
+                f: RelayedFrame,
+                out: &mut Vec<RelayedFrame>,
+                _: &mut Vec<RelayEffect>,
+            ) {
                 out.push(f.clone());
                 out.push(f);
             }

@@ -57,7 +57,7 @@ pub(crate) struct Caller {
 }
 
 /// The `X-Amz-Target` prefix of the SSM API (spec §10).
-const TARGET_PREFIX: &str = "AmazonSSM.";
+pub(crate) const TARGET_PREFIX: &str = "AmazonSSM.";
 
 /// Every operation the endpoint serves, with its parsed request.
 #[derive(Debug)]
