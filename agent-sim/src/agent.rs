@@ -2,27 +2,36 @@
 //!
 //! 1. The startup check, `UpdateInstanceInformation` with four members, retried until the
 //!    emulator answers (the real agent hibernates until then).
-//! 2. Then at once: the control channel task ([`crate::control`]), the first full report with
+//! 2. Then at once: the control channel ([`crate::control`]), the first full report with
 //!    `SSMConnectionChannel: ""`, and the configured tags.
 //! 3. Health pings: one at a random offset in `[0, heartbeat)`, then every `heartbeat`.
-//! 4. The reply resend task of [`Jobs`].
+//! 4. The reply resend task of [`Jobs`], and the intake that hands each `agent_job` to [`Jobs`]
+//!    once the agent's [`Slowness::job_ack_delay`](crate::faults::Slowness) has passed.
 //!
 //! Everything the control channel receives comes to [`Agent::on_control_message`], which
 //! dispatches by MessageType; sessions go to [`Sessions`].
+//!
+//! Those tasks are one *life* of the agent process. A crash ([`crate::faults`]) drops them
+//! (the control socket goes without a Close frame) and what they held in memory; the workers
+//! (running commands in [`Jobs`], sessions in [`Sessions`]) and the frames they queue survive
+//! it, and the next life starts again from step 1 with the same instance id.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rand::rngs::StdRng;
 use rand::{Rng, RngExt, SeedableRng};
 use ssm_protocol::{Message, MessageType};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::command::{Executor, ExecutorConfig};
 use crate::config::{InstanceConfig, Timings};
+use crate::control::Queue;
+use crate::faults::{self, AgentFaults, Life, Up};
 use crate::jobs::Jobs;
 use crate::limits::MAX_CONCURRENT_COMMANDS;
 use crate::service::{ConnectionChannel, Service};
@@ -36,10 +45,13 @@ pub(crate) struct Agent {
     pub(crate) timings: Timings,
     pub(crate) random: Arc<Random>,
     pub(crate) jobs: Jobs,
-    /// Whether the control channel is open, for `SSMConnectionChannel` of the health pings.
-    pub(crate) mgs_connected: AtomicBool,
     /// Running sessions (`interactive_shell`).
     pub(crate) sessions: Sessions,
+    /// The fleet handle's switches for this agent, and whether its control channel is open
+    /// (`SSMConnectionChannel` of the health pings).
+    pub(crate) faults: Arc<AgentFaults>,
+    /// This life's `agent_job` intake: each job with the time it arrived. `None` between lives.
+    intake: Mutex<Option<mpsc::UnboundedSender<(Instant, Message)>>>,
 }
 
 /// Where one agent's process-wide settings come from.
@@ -49,10 +61,18 @@ pub(crate) struct AgentSetup {
     pub(crate) timings: Timings,
     pub(crate) executor: ExecutorConfig,
     pub(crate) seed: u64,
+    pub(crate) faults: Arc<AgentFaults>,
+}
+
+/// Why a life of the agent ended.
+enum Ended {
+    Shutdown,
+    Crashed,
 }
 
 impl Agent {
-    /// Runs one agent until `shutdown`. Running commands are killed on shutdown.
+    /// Runs one agent until `shutdown`, through as many lives as its faults ask for. Running
+    /// commands are killed on shutdown.
     pub(crate) async fn run(setup: AgentSetup, shutdown: CancellationToken) {
         let random = Arc::new(Random::new(setup.seed));
         let (tx, rx) = mpsc::unbounded_channel();
@@ -81,6 +101,7 @@ impl Agent {
             executor,
             outbox,
             setup.timings,
+            setup.faults.slowness.subscribe(),
             shutdown.child_token(),
         );
         let agent = Arc::new(Agent {
@@ -89,29 +110,133 @@ impl Agent {
             timings: setup.timings,
             random,
             jobs,
-            mgs_connected: AtomicBool::new(false),
             sessions,
+            faults: setup.faults,
+            intake: Mutex::new(None),
         });
-        let id = agent.instance.instance_id.clone();
-
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = agent.startup_check() => {}
+        let mut queue = Queue::new(rx);
+        let mut life = agent.faults.life.subscribe();
+        loop {
+            let up = tokio::select! {
+                () = shutdown.cancelled() => false,
+                up = agent.until_up(&mut life) => up,
+            };
+            if !up {
+                break;
+            }
+            let crashes = life.borrow_and_update().crashes;
+            let ended = tokio::select! {
+                () = shutdown.cancelled() => Ended::Shutdown,
+                () = agent.clone().live(&mut queue) => Ended::Shutdown,
+                () = agent.until_crash(&mut life, crashes) => Ended::Crashed,
+            };
+            // The life's tasks are gone with its future; so is what it held.
+            agent.faults.connected.store(false, Ordering::Relaxed);
+            *lock(&agent.intake) = None;
+            match ended {
+                Ended::Shutdown => break,
+                Ended::Crashed => {
+                    let lost = queue.discard();
+                    tracing::warn!(
+                        instance = %agent.instance.instance_id,
+                        lost_frames = lost,
+                        "agent crashed: control channel dropped; commands and sessions keep running"
+                    );
+                }
+            }
         }
-        tracing::info!(instance = %id, "registered; opening the control channel");
-
-        let mut tasks = tokio::task::JoinSet::new();
-        tasks.spawn(crate::control::run(agent.clone(), rx, shutdown.clone()));
-        tasks.spawn(agent.clone().first_report_and_tags());
-        tasks.spawn(agent.clone().health_pings());
-        let jobs = agent.jobs.clone();
-        tasks.spawn(async move { jobs.resend_unacked().await });
-
-        shutdown.cancelled().await;
         agent.jobs.shutdown();
-        tasks.abort_all();
-        while tasks.join_next().await.is_some() {}
         agent.jobs.stopped().await;
+    }
+
+    /// Waits until the agent should run: `false` if it never will (the handle is gone).
+    async fn until_up(&self, life: &mut watch::Receiver<Life>) -> bool {
+        loop {
+            let up = life.borrow_and_update().up;
+            let restart = async {
+                match up {
+                    Up::Yes => {}
+                    Up::At(at) => tokio::time::sleep_until(at).await,
+                    Up::No => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = restart => break,
+                changed = life.changed() => {
+                    // Cannot fail while `self.faults` holds the sender.
+                    if changed.is_err() {
+                        return false;
+                    }
+                }
+            }
+        }
+        self.faults.life.send_if_modified(|life| {
+            let was_down = life.up != Up::Yes;
+            life.up = Up::Yes;
+            was_down
+        });
+        if self.faults.life.borrow().crashes > 0 {
+            tracing::info!(instance = %self.instance.instance_id, "agent restarting");
+        }
+        true
+    }
+
+    /// Returns when the handle counts a crash after `crashes`, or a planned crash comes due.
+    async fn until_crash(&self, life: &mut watch::Receiver<Life>, crashes: u64) {
+        loop {
+            let now = *life.borrow_and_update();
+            if now.crashes != crashes {
+                return;
+            }
+            let planned = async {
+                match now.planned {
+                    Some((at, _)) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = planned => {
+                    let restart_after = now.planned.and_then(|(_, restart)| restart);
+                    self.faults.crash(restart_after);
+                }
+                changed = life.changed() => {
+                    // Cannot fail while `self.faults` holds the sender; if it did, nothing
+                    // could crash the agent any more.
+                    if changed.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// One life of the agent process, until its future is dropped.
+    async fn live(self: Arc<Self>, queue: &mut Queue) {
+        self.startup_check().await;
+        tracing::info!(instance = %self.instance.instance_id, "registered; opening the control channel");
+
+        let (intake, jobs_in) = mpsc::unbounded_channel();
+        *lock(&self.intake) = Some(intake);
+        // Dropped with this future: a crash aborts them all.
+        let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn(self.clone().first_report_and_tags());
+        tasks.spawn(self.clone().health_pings());
+        tasks.spawn(self.clone().job_intake(jobs_in));
+        let jobs = self.jobs.clone();
+        tasks.spawn(async move { jobs.resend_unacked().await });
+        crate::control::run(&self, queue).await;
+        // The outbox closed, which only happens when the agent is gone.
+        std::future::pending::<()>().await;
+    }
+
+    /// Hands each `agent_job` of this life to [`Jobs`] in order, each once the job ack delay
+    /// has passed since it arrived.
+    async fn job_intake(self: Arc<Self>, mut jobs_in: mpsc::UnboundedReceiver<(Instant, Message)>) {
+        let slowness = self.faults.slowness.subscribe();
+        while let Some((arrived, message)) = jobs_in.recv().await {
+            faults::delay_since(slowness.clone(), arrived, |s| s.job_ack_delay).await;
+            self.jobs.on_agent_job(&message);
+        }
     }
 
     /// The minimal `UpdateInstanceInformation`, retried with backoff until it succeeds.
@@ -157,7 +282,7 @@ impl Agent {
         let mut ticks = tokio::time::interval(heartbeat);
         loop {
             ticks.tick().await;
-            let channel = if self.mgs_connected.load(Ordering::Relaxed) {
+            let channel = if self.faults.connected.load(Ordering::Relaxed) {
                 ConnectionChannel::Mgs
             } else {
                 ConnectionChannel::Mds
@@ -171,7 +296,7 @@ impl Agent {
     /// Everything the control channel delivers, by MessageType.
     pub(crate) fn on_control_message(&self, message: &Message) {
         match &message.message_type {
-            MessageType::AgentJob => self.jobs.on_agent_job(message),
+            MessageType::AgentJob => self.take_job(message),
             MessageType::AgentJobReplyAck => self.jobs.on_reply_ack(message),
             // Sessions (§9.1): `interactive_shell` starts one (not acknowledged),
             // `channel_closed` terminates one, `agent_task_acknowledge` acks its
@@ -184,6 +309,29 @@ impl Agent {
             }
         }
     }
+}
+
+impl Agent {
+    /// Queues an `agent_job` for this life's intake.
+    fn take_job(&self, message: &Message) {
+        let arrived = Instant::now();
+        match lock(&self.intake).as_ref() {
+            Some(intake) => {
+                // The intake lives as long as the control channel that delivers to it.
+                let _ = intake.send((arrived, message.clone()));
+            }
+            None => {
+                tracing::debug!(instance = %self.instance.instance_id, "agent_job between lives dropped")
+            }
+        }
+    }
+}
+
+/// Locks `mutex`; never held across an await, and a panic elsewhere leaves consistent data.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The control channel's send queue. Messages wait here while the socket is down and go out

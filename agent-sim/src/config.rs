@@ -11,6 +11,7 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde::Deserialize;
 
+use crate::faults::{InstanceFaults, PlannedCrash, Slowness, parse_duration};
 use crate::net::{Endpoint, Proxy};
 
 /// The agent version the simulated agents report unless told otherwise: the recorded agent's.
@@ -187,6 +188,19 @@ pub enum ConfigError {
     /// Nothing to simulate.
     #[error("no instances to simulate: pass --count 1 or more, or a non-empty instances file")]
     NoInstances,
+    /// A fault setting of an instance that is not a duration.
+    #[error("instance {instance}: {field}: {message}")]
+    InvalidDuration {
+        /// The instance id.
+        instance: String,
+        /// The field of the instances file.
+        field: &'static str,
+        /// Why.
+        message: String,
+    },
+    /// `restart_after` without a `crash_after` to restart from.
+    #[error("instance {0}: restart_after needs crash_after (or --crash-after)")]
+    RestartWithoutCrash(String),
 }
 
 /// The instances file: `{"instances": [{"id": "i-0123456789abcdef0", …}, …]}`.
@@ -207,6 +221,11 @@ struct InstanceEntry {
     ip_address: Option<String>,
     #[serde(default)]
     tags: BTreeMap<String, String>,
+    /// Durations such as `"2s"` ([`parse_duration`]); see [`InstanceFaults`].
+    job_ack_delay: Option<String>,
+    command_start_delay: Option<String>,
+    crash_after: Option<String>,
+    restart_after: Option<String>,
 }
 
 /// Defaults for what an instances file entry leaves out.
@@ -218,13 +237,24 @@ pub struct InstanceDefaults {
     pub platform_version: String,
     /// `AgentVersion`.
     pub agent_version: String,
+    /// Delays and planned crash; an entry overrides each field it sets.
+    pub faults: InstanceFaults,
+}
+
+/// One instance of an instances file and the faults it starts with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileInstance {
+    /// Who it is.
+    pub instance: InstanceConfig,
+    /// Its faults, for [`crate::FleetHandle::apply`].
+    pub faults: InstanceFaults,
 }
 
 /// Reads an instances file (format in `ssm-agent-sim --help` and `instances.example.json`).
 pub fn load_instances_file(
     path: &Path,
     defaults: &InstanceDefaults,
-) -> Result<Vec<InstanceConfig>, ConfigError> {
+) -> Result<Vec<FileInstance>, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
@@ -246,17 +276,18 @@ enum ParseError {
 fn parse_instances(
     text: &str,
     defaults: &InstanceDefaults,
-) -> Result<Vec<InstanceConfig>, ParseError> {
+) -> Result<Vec<FileInstance>, ParseError> {
     let file: InstancesFile = serde_json::from_str(text).map_err(ParseError::Json)?;
-    let instances: Vec<InstanceConfig> = file
+    let instances: Vec<FileInstance> = file
         .instances
         .into_iter()
         .enumerate()
         .map(|(index, entry)| {
+            let faults = entry_faults(&entry, &defaults.faults)?;
             let ip_address = entry
                 .ip_address
                 .unwrap_or_else(|| format!("10.0.{}.{}", index / 250, index % 250 + 4));
-            InstanceConfig {
+            let instance = InstanceConfig {
                 instance_id: entry.id,
                 platform_name: entry
                     .platform_name
@@ -272,11 +303,52 @@ fn parse_instances(
                     .unwrap_or_else(|| format!("ip-{}", ip_address.replace('.', "-"))),
                 ip_address,
                 tags: entry.tags,
-            }
+            };
+            Ok(FileInstance { instance, faults })
         })
-        .collect();
-    validate_instances(&instances).map_err(ParseError::Config)?;
+        .collect::<Result<_, ConfigError>>()
+        .map_err(ParseError::Config)?;
+    let configs: Vec<InstanceConfig> = instances.iter().map(|i| i.instance.clone()).collect();
+    validate_instances(&configs).map_err(ParseError::Config)?;
     Ok(instances)
+}
+
+/// An entry's fault fields over the defaults.
+fn entry_faults(
+    entry: &InstanceEntry,
+    defaults: &InstanceFaults,
+) -> Result<InstanceFaults, ConfigError> {
+    let duration = |field: &'static str, value: &Option<String>| {
+        value
+            .as_deref()
+            .map(|text| {
+                parse_duration(text).map_err(|message| ConfigError::InvalidDuration {
+                    instance: entry.id.clone(),
+                    field,
+                    message,
+                })
+            })
+            .transpose()
+    };
+    let slowness = Slowness {
+        job_ack_delay: duration("job_ack_delay", &entry.job_ack_delay)?
+            .unwrap_or(defaults.slowness.job_ack_delay),
+        command_start_delay: duration("command_start_delay", &entry.command_start_delay)?
+            .unwrap_or(defaults.slowness.command_start_delay),
+    };
+    let crash_after =
+        duration("crash_after", &entry.crash_after)?.or(defaults.crash.map(|c| c.after));
+    let restart_after = duration("restart_after", &entry.restart_after)?
+        .or(defaults.crash.and_then(|c| c.restart_after));
+    let crash = match (crash_after, restart_after) {
+        (Some(after), restart_after) => Some(PlannedCrash {
+            after,
+            restart_after,
+        }),
+        (None, Some(_)) => return Err(ConfigError::RestartWithoutCrash(entry.id.clone())),
+        (None, None) => None,
+    };
+    Ok(InstanceFaults { slowness, crash })
 }
 
 /// Checks ids and uniqueness; [`crate::run_fleet`] calls it too.
@@ -307,6 +379,7 @@ mod tests {
             platform_name: DEFAULT_PLATFORM_NAME.to_owned(),
             platform_version: DEFAULT_PLATFORM_VERSION.to_owned(),
             agent_version: DEFAULT_AGENT_VERSION.to_owned(),
+            faults: InstanceFaults::NONE,
         }
     }
 
@@ -326,7 +399,11 @@ mod tests {
     #[test]
     fn the_example_instances_file_is_valid() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("instances.example.json");
-        let instances = load_instances_file(&path, &defaults()).unwrap();
+        let instances: Vec<InstanceConfig> = load_instances_file(&path, &defaults())
+            .unwrap()
+            .into_iter()
+            .map(|i| i.instance)
+            .collect();
         assert!(instances.len() >= 2);
         assert!(instances.iter().any(|i| i.instance_id.starts_with("mi-")));
         assert!(instances.iter().any(|i| !i.tags.is_empty()));
@@ -348,6 +425,51 @@ mod tests {
             Err(ParseError::Json(_))
         ));
         let ok = parse(r#"{"instances":[{"id":"mi-0123456789abcdef0"}]}"#);
-        assert!(matches!(ok, Ok(ref v) if v[0].agent_version == DEFAULT_AGENT_VERSION));
+        assert!(matches!(ok, Ok(ref v) if v[0].instance.agent_version == DEFAULT_AGENT_VERSION));
+        assert!(matches!(
+            parse(r#"{"instances":[{"id":"i-0123456789abcdef0","job_ack_delay":"5"}]}"#),
+            Err(ParseError::Config(ConfigError::InvalidDuration {
+                field: "job_ack_delay",
+                ..
+            }))
+        ));
+        assert!(matches!(
+            parse(r#"{"instances":[{"id":"i-0123456789abcdef0","restart_after":"5s"}]}"#),
+            Err(ParseError::Config(ConfigError::RestartWithoutCrash(_)))
+        ));
+    }
+
+    #[test]
+    fn entries_set_their_own_version_and_faults() {
+        let mut defaults = defaults();
+        defaults.faults.slowness.job_ack_delay = Duration::from_secs(1);
+        defaults.faults.crash = Some(PlannedCrash {
+            after: Duration::from_secs(60),
+            restart_after: None,
+        });
+        let text = r#"{"instances":[
+            {"id":"i-0123456789abcdef0","agent_version":"2.3.0.0","command_start_delay":"250ms",
+             "crash_after":"30s","restart_after":"5s"},
+            {"id":"i-0123456789abcdef1"}]}"#;
+        let Ok(instances) = parse_instances(text, &defaults) else {
+            panic!("the file parses")
+        };
+        let (old, plain) = (&instances[0], &instances[1]);
+        assert_eq!(old.instance.agent_version, "2.3.0.0");
+        assert_eq!(
+            old.faults,
+            InstanceFaults {
+                slowness: Slowness {
+                    job_ack_delay: Duration::from_secs(1),
+                    command_start_delay: Duration::from_millis(250),
+                },
+                crash: Some(PlannedCrash {
+                    after: Duration::from_secs(30),
+                    restart_after: Some(Duration::from_secs(5)),
+                }),
+            }
+        );
+        assert_eq!(plain.instance.agent_version, DEFAULT_AGENT_VERSION);
+        assert_eq!(plain.faults, defaults.faults);
     }
 }

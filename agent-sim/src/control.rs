@@ -7,10 +7,10 @@
 //! [`Agent::on_control_message`]. When the socket fails it waits a random 0–2.5 s, calls
 //! CreateControlChannel again for a new token, re-dials and sends a new open frame; failed
 //! attempts back off from 5–10 s, doubling up to 40 min. Running jobs are not touched: their
-//! replies wait in the outbox. On shutdown the socket is dropped without a Close frame, as the
-//! real agent does.
+//! replies wait in the outbox ([`Queue`]). The task ends when its future is dropped (shutdown,
+//! or a crash, see [`crate::faults`]): the socket goes without a Close frame, as the real
+//! agent's does.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -23,7 +23,6 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
-use tokio_util::sync::CancellationToken;
 
 use crate::agent::{Agent, Backoff};
 use crate::service::CallError;
@@ -39,50 +38,63 @@ pub(crate) const FIRST_PONG_GRACE: Duration = Duration::from_secs(60);
 
 /// Why a connected control channel ended.
 enum Ended {
+    /// The outbox closed: the agent is gone.
     Shutdown,
     Failed(String),
 }
 
-/// Keeps the control channel open until `shutdown`.
-pub(crate) async fn run(
-    agent: Arc<Agent>,
-    mut outbox: UnboundedReceiver<Message>,
-    shutdown: CancellationToken,
-) {
+/// The frames waiting for the control channel. It outlives each socket, and each life of the
+/// agent: workers that finish while the agent is down queue their replies here.
+#[derive(Debug)]
+pub(crate) struct Queue {
+    outbox: UnboundedReceiver<Message>,
+    /// A frame taken from the outbox whose write failed; it goes out first on the next socket.
+    carry: Option<Message>,
+}
+
+impl Queue {
+    pub(crate) fn new(outbox: UnboundedReceiver<Message>) -> Queue {
+        Queue {
+            outbox,
+            carry: None,
+        }
+    }
+
+    /// Drops every frame queued so far: what a crashed agent process had in memory.
+    pub(crate) fn discard(&mut self) -> usize {
+        let mut lost = usize::from(self.carry.take().is_some());
+        while self.outbox.try_recv().is_ok() {
+            lost += 1;
+        }
+        lost
+    }
+}
+
+/// Keeps the control channel open, reconnecting whenever it fails, until the future is dropped.
+pub(crate) async fn run(agent: &Agent, queue: &mut Queue) {
     let instance = agent.instance.instance_id.clone();
     let mut backoff = Backoff::new(agent.timings);
-    // A frame taken from the outbox whose write failed goes out first on the next socket.
-    let mut carry: Option<Message> = None;
     loop {
-        let attempt = tokio::select! {
-            () = shutdown.cancelled() => return,
-            attempt = connect(&agent) => attempt,
-        };
-        let socket = match attempt {
+        let socket = match connect(agent).await {
             Ok(socket) => socket,
             Err(error) => {
                 let delay = backoff.next(&agent.random);
                 tracing::warn!(%instance, "control channel not open: {error}; retrying in {delay:.1?}");
-                tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    () = tokio::time::sleep(delay) => continue,
-                }
+                tokio::time::sleep(delay).await;
+                continue;
             }
         };
         backoff.reset();
         tracing::info!(%instance, "control channel open");
-        agent.mgs_connected.store(true, Ordering::Relaxed);
-        let ended = serve(&agent, socket, &mut outbox, &mut carry, &shutdown).await;
-        agent.mgs_connected.store(false, Ordering::Relaxed);
+        agent.faults.connected.store(true, Ordering::Relaxed);
+        let ended = serve(agent, socket, queue).await;
+        agent.faults.connected.store(false, Ordering::Relaxed);
         match ended {
             Ended::Shutdown => return,
             Ended::Failed(why) => {
                 let delay = agent.random.below(agent.timings.reconnect_jitter);
                 tracing::info!(%instance, "control channel lost ({why}); reconnecting in {delay:.1?}");
-                tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    () = tokio::time::sleep(delay) => {}
-                }
+                tokio::time::sleep(delay).await;
             }
         }
     }
@@ -130,35 +142,28 @@ async fn connect(agent: &Agent) -> Result<WebSocketStream<TcpStream>, ConnectErr
     Ok(socket)
 }
 
-async fn serve(
-    agent: &Agent,
-    socket: WebSocketStream<TcpStream>,
-    outbox: &mut UnboundedReceiver<Message>,
-    carry: &mut Option<Message>,
-    shutdown: &CancellationToken,
-) -> Ended {
+async fn serve(agent: &Agent, socket: WebSocketStream<TcpStream>, queue: &mut Queue) -> Ended {
     let instance = &agent.instance.instance_id;
     let keepalive = agent.timings.keepalive;
     let (mut sink, mut stream) = socket.split();
     let mut pings = tokio::time::interval_at(Instant::now() + keepalive, keepalive);
     let mut read_deadline = Instant::now() + keepalive + FIRST_PONG_GRACE;
 
-    if let Some(message) = carry.take() {
+    if let Some(message) = queue.carry.take() {
         let frame = WsMessage::Binary(Bytes::from(message.encode()));
         if let Err(error) = sink.send(frame).await {
-            *carry = Some(message);
+            queue.carry = Some(message);
             return Ended::Failed(error.to_string());
         }
     }
     loop {
         tokio::select! {
-            () = shutdown.cancelled() => return Ended::Shutdown,
-            queued = outbox.recv() => {
+            queued = queue.outbox.recv() => {
                 // The agent holds the sender, so the queue only closes when the agent is gone.
                 let Some(message) = queued else { return Ended::Shutdown };
                 let frame = WsMessage::Binary(Bytes::from(message.encode()));
                 if let Err(error) = sink.send(frame).await {
-                    *carry = Some(message);
+                    queue.carry = Some(message);
                     return Ended::Failed(error.to_string());
                 }
             }

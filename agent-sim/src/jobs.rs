@@ -4,7 +4,8 @@
 //! For a command, as the real agent does:
 //! 1. `agent_job_ack` (200 Successful, `createdDate` = the job's CreatedDate) and, in the same
 //!    breath, reply 1: InProgress with `runtimeStatus: null`, sent once and never retried.
-//! 2. The script runs on the agent's [`Executor`] (at most five at once).
+//! 2. After the agent's [`Slowness::command_start_delay`] (none unless set), the script runs
+//!    on the agent's [`Executor`] (at most five at once).
 //! 3. Reply 2 (InProgress + the plugin's status) and reply 3 (terminal status). Both wait for
 //!    `agent_job_reply_ack`; unacknowledged ones are resent with the same MessageId and a new
 //!    `dateTime` every [`Timings::reply_resend`].
@@ -24,6 +25,7 @@ use ssm_protocol::payload::{
     TOPIC_SEND_COMMAND, from_json_bytes, to_json_bytes,
 };
 use ssm_protocol::{Message, MessageType};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -32,6 +34,7 @@ use crate::command::{
     self, CommandId, CommandJob, ExecutionTimeout, Executor, PLUGIN_NAME, PluginOutcome, agent_time,
 };
 use crate::config::{InstanceConfig, Timings};
+use crate::faults::{self, Slowness};
 
 /// `statusCode`/`errorMessage` of an accepted job.
 const ACK_OK: (&str, &str) = ("200", "Successful");
@@ -51,6 +54,8 @@ struct Inner {
     executor: Executor,
     outbox: Outbox,
     timings: Timings,
+    /// The agent's delays, for the command start delay.
+    slowness: watch::Receiver<Slowness>,
     /// Parent of every running job's token: cancelled when the agent stops.
     shutdown: CancellationToken,
     /// The commands' tasks, so that a stopping agent can wait until their process groups are
@@ -85,6 +90,7 @@ impl Jobs {
         executor: Executor,
         outbox: Outbox,
         timings: Timings,
+        slowness: watch::Receiver<Slowness>,
         shutdown: CancellationToken,
     ) -> Jobs {
         Jobs {
@@ -94,6 +100,7 @@ impl Jobs {
                 executor,
                 outbox,
                 timings,
+                slowness,
                 shutdown,
                 tasks: Mutex::new(tokio::task::JoinSet::new()),
                 state: Mutex::new(State::default()),
@@ -227,9 +234,17 @@ impl Jobs {
 
         let jobs = self.clone();
         let job_id = job.job_id.clone();
+        let acked = tokio::time::Instant::now();
+        let slowness = self.inner.slowness.clone();
         let mut tasks = lock(&self.inner.tasks);
         while tasks.try_join_next().is_some() {}
         tasks.spawn(async move {
+            // A cancel while waiting ends the job before it starts (the executor sees the
+            // cancelled token).
+            tokio::select! {
+                () = faults::delay_since(slowness, acked, |s| s.command_start_delay) => {}
+                () = token.cancelled() => {}
+            }
             let outcome = match jobs.command_job(&command) {
                 Ok(spec) => jobs.inner.executor.run(&id, &spec, &token).await,
                 Err(message) => command::invalid_plugin_input(&message),

@@ -8,7 +8,10 @@
 //!
 //! - [`config`]: [`FleetConfig`], [`InstanceConfig`], [`Timings`], [`default_instances`] and
 //!   the instances file.
-//! - [`fleet`]: [`run_fleet`], one agent per instance until a shutdown token fires.
+//! - [`fleet`]: [`Fleet`] and [`run_fleet`], one agent per instance until a shutdown token
+//!   fires.
+//! - [`faults`]: [`FleetHandle`], agent-side faults at run time: crash and restart (or stay
+//!   down), a slow agent ([`Slowness`]); [`InstanceFaults`] for the start.
 //! - `agent`: one agent's tasks: startup report, health pings, tags, and the dispatch of
 //!   control-channel messages by MessageType.
 //! - `control`: the control channel: CreateControlChannel, websocket, open frame, keepalive,
@@ -55,6 +58,7 @@ mod agent;
 pub mod command;
 pub mod config;
 mod control;
+pub mod faults;
 pub mod fleet;
 mod jobs;
 pub mod limits;
@@ -63,4 +67,7 @@ mod service;
 mod session;
 
 pub use config::{FleetConfig, InstanceConfig, Timings, default_instances};
-pub use fleet::{probe_endpoint, run_fleet};
+pub use faults::{
+    AgentState, AgentStatus, FaultError, FleetHandle, InstanceFaults, PlannedCrash, Slowness,
+};
+pub use fleet::{Fleet, probe_endpoint, run_fleet};

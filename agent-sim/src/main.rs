@@ -11,8 +11,9 @@ use ssm_agent_sim::config::{
     self, DEFAULT_AGENT_VERSION, DEFAULT_PLATFORM_NAME, DEFAULT_PLATFORM_VERSION, DEFAULT_REGION,
     InstanceDefaults,
 };
+use ssm_agent_sim::faults::parse_duration;
 use ssm_agent_sim::net::{Endpoint, Proxy};
-use ssm_agent_sim::{FleetConfig, Timings};
+use ssm_agent_sim::{Fleet, FleetConfig, InstanceFaults, PlannedCrash, Slowness, Timings};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
@@ -49,7 +50,10 @@ struct Args {
     /// "mi-0123456789abcdef1"}]}. Only "id" is required (i- or mi- and 8 to 17 lower-case hex
     /// digits); the others default to --platform-name, --platform-version, --agent-version and
     /// a generated address. Tags are applied with AddTagsToResource once the agent has
-    /// reported, so that Targets by tag find it. See agent-sim/instances.example.json.
+    /// reported, so that Targets by tag find it. An entry may also set "job_ack_delay",
+    /// "command_start_delay", "crash_after" and "restart_after" (durations such as "2s"),
+    /// overriding the flags of those names for that instance. See
+    /// agent-sim/instances.example.json.
     #[arg(long, value_name = "PATH")]
     instances_file: Option<PathBuf>,
 
@@ -66,9 +70,31 @@ struct Args {
     #[arg(long, value_name = "VERSION", default_value = DEFAULT_PLATFORM_VERSION)]
     platform_version: String,
 
-    /// AgentVersion the agents report (also in the control-channel open frame and replies).
+    /// AgentVersion the agents report (also in the control-channel open frame, replies and
+    /// port-session handshakes), e.g. an old 2.3.0.0 to exercise clients' version-gated paths.
     #[arg(long, value_name = "VERSION", default_value = DEFAULT_AGENT_VERSION)]
     agent_version: String,
+
+    /// A slow agent: hold each Run Command job this long before acknowledging it
+    /// (agent_job_ack and the first InProgress reply), e.g. 500ms, 2s, 1m.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    job_ack_delay: Option<Duration>,
+
+    /// A slow agent: after acknowledging a command, wait this long before starting its
+    /// process.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    command_start_delay: Option<Duration>,
+
+    /// Crash each agent this long after start, as the real agent process dies: the control
+    /// channel is dropped without a Close frame, pings stop, queued frames are lost; running
+    /// commands and sessions go on (the real agent's worker processes survive it).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    crash_after: Option<Duration>,
+
+    /// Restart a crashed agent after this long (the normal startup sequence, same instance
+    /// id). Without it a crashed agent stays down.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    restart_after: Option<Duration>,
 
     /// Seconds between health pings (UpdateInstanceInformation). The real agent pings every
     /// 300; the emulator marks a node ConnectionLost when pings stop, so keep this below its
@@ -125,7 +151,7 @@ fn init_tracing() {
 }
 
 async fn run(args: Args) -> Result<(), String> {
-    let config = config_of(&args)?;
+    let (config, faults) = config_of(&args)?;
     ssm_agent_sim::probe_endpoint(&config)
         .await
         .map_err(|error| {
@@ -140,11 +166,20 @@ async fn run(args: Args) -> Result<(), String> {
                 }
             )
         })?;
-    for instance in &config.instances {
-        tracing::info!(instance = %instance.instance_id, "simulating");
+    let fleet = Fleet::new(config.clone()).map_err(|e| e.to_string())?;
+    let handle = fleet.handle();
+    for (instance, faults) in config.instances.iter().zip(faults) {
+        if faults == InstanceFaults::NONE {
+            tracing::info!(instance = %instance.instance_id, "simulating");
+        } else {
+            tracing::info!(instance = %instance.instance_id, ?faults, "simulating, with faults");
+        }
+        handle
+            .apply(&instance.instance_id, faults)
+            .map_err(|e| e.to_string())?;
     }
     let shutdown = CancellationToken::new();
-    let fleet = tokio::spawn(ssm_agent_sim::run_fleet(config, shutdown.clone()));
+    let fleet = tokio::spawn(fleet.run(shutdown.clone()));
     match tokio::signal::ctrl_c().await {
         Ok(()) => tracing::info!("Ctrl-C: stopping the agents"),
         Err(error) => {
@@ -153,13 +188,26 @@ async fn run(args: Args) -> Result<(), String> {
         }
     }
     shutdown.cancel();
-    match fleet.await {
-        Ok(result) => result.map_err(|error| error.to_string()),
-        Err(error) => Err(format!("the fleet task failed: {error}")),
+    fleet
+        .await
+        .map_err(|error| format!("the fleet task failed: {error}"))
+}
+
+/// The faults every instance starts with unless its instances file entry says otherwise.
+fn default_faults(args: &Args) -> InstanceFaults {
+    InstanceFaults {
+        slowness: Slowness {
+            job_ack_delay: args.job_ack_delay.unwrap_or_default(),
+            command_start_delay: args.command_start_delay.unwrap_or_default(),
+        },
+        crash: args.crash_after.map(|after| PlannedCrash {
+            after,
+            restart_after: args.restart_after,
+        }),
     }
 }
 
-fn config_of(args: &Args) -> Result<FleetConfig, String> {
+fn config_of(args: &Args) -> Result<(FleetConfig, Vec<InstanceFaults>), String> {
     let endpoint = Endpoint::parse(&args.endpoint).map_err(|e| e.to_string())?;
     let proxy = match &args.proxy {
         Some(url) => {
@@ -175,24 +223,35 @@ fn config_of(args: &Args) -> Result<FleetConfig, String> {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64)
     });
-    let instances = match &args.instances_file {
+    let faults = default_faults(args);
+    let (instances, faults): (Vec<_>, Vec<_>) = match &args.instances_file {
         Some(path) => {
             let defaults = InstanceDefaults {
                 platform_name: args.platform_name.clone(),
                 platform_version: args.platform_version.clone(),
                 agent_version: args.agent_version.clone(),
+                faults,
             };
-            config::load_instances_file(path, &defaults).map_err(|e| e.to_string())?
+            config::load_instances_file(path, &defaults)
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .map(|entry| (entry.instance, entry.faults))
+                .unzip()
         }
-        None => ssm_agent_sim::default_instances(args.count, seed)
-            .into_iter()
-            .map(|mut instance| {
-                instance.platform_name.clone_from(&args.platform_name);
-                instance.platform_version.clone_from(&args.platform_version);
-                instance.agent_version.clone_from(&args.agent_version);
-                instance
-            })
-            .collect(),
+        None => {
+            if args.restart_after.is_some() && args.crash_after.is_none() {
+                return Err("--restart-after needs --crash-after".to_owned());
+            }
+            ssm_agent_sim::default_instances(args.count, seed)
+                .into_iter()
+                .map(|mut instance| {
+                    instance.platform_name.clone_from(&args.platform_name);
+                    instance.platform_version.clone_from(&args.platform_version);
+                    instance.agent_version.clone_from(&args.agent_version);
+                    (instance, faults)
+                })
+                .unzip()
+        }
     };
     config::validate_instances(&instances).map_err(|e| e.to_string())?;
     let positive = |secs: u64, flag: &str| {
@@ -209,7 +268,7 @@ fn config_of(args: &Args) -> Result<FleetConfig, String> {
         real_read_pacing: args.real_read_pacing,
         ..Timings::real_agent()
     };
-    Ok(FleetConfig {
+    let config = FleetConfig {
         endpoint,
         instances,
         timings,
@@ -221,5 +280,65 @@ fn config_of(args: &Args) -> Result<FleetConfig, String> {
         default_working_dir: ssm_agent_sim::command::default_working_dir(),
         region: args.region.clone(),
         seed,
-    })
+    };
+    Ok((config, faults))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(argv: &[&str]) -> Result<(FleetConfig, Vec<InstanceFaults>), String> {
+        let args =
+            Args::try_parse_from(std::iter::once("ssm-agent-sim").chain(argv.iter().copied()))
+                .map_err(|e| e.to_string())?;
+        config_of(&args)
+    }
+
+    #[test]
+    fn an_old_slow_crashing_agent_from_flags() {
+        let (config, faults) = parse(&[
+            "--count",
+            "2",
+            "--seed",
+            "1",
+            "--agent-version",
+            "2.3.0.0",
+            "--job-ack-delay",
+            "2s",
+            "--command-start-delay",
+            "100ms",
+            "--crash-after",
+            "1m",
+            "--restart-after",
+            "5s",
+        ])
+        .unwrap();
+        assert_eq!(config.instances.len(), 2);
+        assert!(
+            config
+                .instances
+                .iter()
+                .all(|i| i.agent_version == "2.3.0.0")
+        );
+        let expected = InstanceFaults {
+            slowness: Slowness {
+                job_ack_delay: Duration::from_secs(2),
+                command_start_delay: Duration::from_millis(100),
+            },
+            crash: Some(PlannedCrash {
+                after: Duration::from_secs(60),
+                restart_after: Some(Duration::from_secs(5)),
+            }),
+        };
+        assert_eq!(faults, vec![expected; 2]);
+    }
+
+    #[test]
+    fn bad_fault_flags_are_refused() {
+        assert!(parse(&["--job-ack-delay", "2"]).is_err());
+        assert!(parse(&["--restart-after", "2s"]).is_err());
+        let (_, faults) = parse(&["--count", "1"]).unwrap();
+        assert_eq!(faults, vec![InstanceFaults::NONE]);
+    }
 }
