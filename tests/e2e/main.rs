@@ -22,6 +22,7 @@ mod run_command_boto3;
 mod run_command_cli;
 mod run_command_sdk;
 mod sdk;
+mod session_bridge;
 mod session_cli;
 
 use serde_json::{Value, json};
