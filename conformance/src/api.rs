@@ -1,5 +1,6 @@
 //! The two SSM API calls the plugin makes itself (spec §8.2): ResumeSession and
-//! TerminateSession, AWS JSON 1.1 over plain HTTP/1.1, SigV4-signed.
+//! TerminateSession, AWS JSON 1.1 over HTTP/1.1 (`http://` or `https://`, see [`crate::transport`]
+//! for the certificates trusted), SigV4-signed.
 
 use std::time::{Duration, SystemTime};
 
@@ -9,10 +10,10 @@ use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, USER_AGENT};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
-use tokio::net::TcpStream;
 
 use crate::argv::VERSION;
 use crate::sigv4::{self, Credentials};
+use crate::transport;
 
 /// Longest wait for one call, connect to last body byte.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -34,8 +35,12 @@ impl std::error::Error for ApiError {}
 /// A client for one endpoint and region.
 #[derive(Clone, Debug)]
 pub struct Api {
+    /// Whether the endpoint is `https://`.
+    tls: bool,
     host: String,
     port: u16,
+    /// The endpoint's authority as written (the Host header, as Go's net/http sends it).
+    authority: String,
     path: String,
     region: String,
     credentials: Option<Credentials>,
@@ -48,18 +53,25 @@ struct ResumeSessionOutput {
 }
 
 impl Api {
-    /// A client for argv\[6\]. Only `http://` endpoints are supported (no TLS yet); a
-    /// scheme-less endpoint means `https://`, as in the SDK.
+    /// A client for argv\[6\]: an `http://` or `https://` endpoint; a scheme-less one means
+    /// `https://`, as in the SDK.
     pub fn new(
         endpoint: &str,
         region: &str,
         credentials: Option<Credentials>,
     ) -> Result<Api, ApiError> {
-        let rest = endpoint.strip_prefix("http://").ok_or_else(|| {
-            ApiError(format!(
-                "endpoint {endpoint:?}: only http:// endpoints are supported"
-            ))
-        })?;
+        let (tls, rest) = if let Some(rest) = endpoint.strip_prefix("http://") {
+            (false, rest)
+        } else if let Some(rest) = endpoint.strip_prefix("https://") {
+            (true, rest)
+        } else if endpoint.contains("://") {
+            return Err(ApiError(format!(
+                "endpoint {endpoint:?}: only http:// and https:// endpoints are supported"
+            )));
+        } else {
+            (true, endpoint)
+        };
+        let default_port = if tls { 443 } else { 80 };
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
@@ -67,7 +79,7 @@ impl Api {
         let bad_port = || ApiError(format!("endpoint {endpoint:?}: bad port"));
         let parse_port = |port: Option<&str>| match port {
             Some(port) => port.parse().map_err(|_| bad_port()),
-            None => Ok(80),
+            None => Ok(default_port),
         };
         let (host, port) = match authority.strip_prefix('[') {
             Some(v6) => {
@@ -76,15 +88,17 @@ impl Api {
             }
             None => match authority.rsplit_once(':') {
                 Some((host, port)) => (host, parse_port(Some(port))?),
-                None => (authority, 80),
+                None => (authority, default_port),
             },
         };
         if host.is_empty() {
             return Err(ApiError(format!("endpoint {endpoint:?}: no host")));
         }
         Ok(Api {
+            tls,
             host: host.to_owned(),
             port,
+            authority: authority.to_owned(),
             path: path.to_owned(),
             region: region.to_owned(),
             credentials,
@@ -112,14 +126,10 @@ impl Api {
         let body = serde_json::to_vec(&serde_json::json!({ "SessionId": session_id }))
             .expect("a string map serializes");
         let target = format!("AmazonSSM.{operation}");
-        let host = if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        };
+        let host = self.authority.as_str();
         let signed = sigv4::sign(
             &sigv4::Request {
-                host: &host,
+                host,
                 path: &self.path,
                 content_type: JSON_1_1,
                 target: &target,
@@ -131,7 +141,7 @@ impl Api {
             SystemTime::now(),
         );
         let mut request = Request::post(self.path.as_str())
-            .header(HOST, host.as_str())
+            .header(HOST, host)
             .header(USER_AGENT, format!("ssm-session/{VERSION} (rust; linux)"))
             .header(CONTENT_TYPE, JSON_1_1)
             .header(CONTENT_LENGTH, body.len())
@@ -144,7 +154,7 @@ impl Api {
             .map_err(|e| ApiError(format!("{operation}: {e}")))?;
         let exchange = async {
             let error = |e: &dyn std::fmt::Display| ApiError(format!("{operation} to {host}: {e}"));
-            let stream = TcpStream::connect((self.host.as_str(), self.port))
+            let stream = transport::connect(&self.host, self.port, self.tls)
                 .await
                 .map_err(|e| error(&e))?;
             let (mut sender, connection) =
@@ -191,7 +201,24 @@ mod tests {
             (api.host.as_str(), api.port, api.path.as_str()),
             ("localhost", 80, "/ssm")
         );
-        assert!(Api::new("https://ssm.us-east-1.amazonaws.com", "r", None).is_err());
-        assert!(Api::new("ssm.us-east-1.amazonaws.com", "r", None).is_err());
+        let api = Api::new("https://127.0.0.1:4584", "us-east-1", None).unwrap();
+        assert_eq!(
+            (api.tls, api.host.as_str(), api.port, api.authority.as_str()),
+            (true, "127.0.0.1", 4584, "127.0.0.1:4584")
+        );
+        // Scheme-less means https, as in the SDK; the default ports follow the scheme.
+        for endpoint in [
+            "https://ssm.us-east-1.amazonaws.com",
+            "ssm.us-east-1.amazonaws.com",
+        ] {
+            let api = Api::new(endpoint, "us-east-1", None).unwrap();
+            assert_eq!(
+                (api.tls, api.port, api.authority.as_str()),
+                (true, 443, "ssm.us-east-1.amazonaws.com")
+            );
+        }
+        let api = Api::new("http://[::1]:4583", "us-east-1", None).unwrap();
+        assert_eq!((api.tls, api.host.as_str(), api.port), (false, "::1", 4583));
+        assert!(Api::new("ftp://127.0.0.1", "r", None).is_err());
     }
 }

@@ -22,11 +22,9 @@ use ssm_protocol::payload::{
 };
 use ssm_protocol::reliable::{Config, Event, ReliableStream};
 use ssm_protocol::{Message, MessageType, PayloadType};
-use tokio::net::TcpStream;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use uuid::Uuid;
 
 use crate::api::Api;
@@ -36,6 +34,7 @@ use crate::port::{
 };
 use crate::sigv4::Credentials;
 use crate::terminal::{TerminalMode, stdout_size};
+use crate::transport::{self, Ws};
 
 /// The plugin's websocket keepalive period (§2 item 4).
 pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5 * 60);
@@ -51,8 +50,6 @@ const RETRY_ATTEMPTS: u32 = 6;
 
 /// The retryer's delay is reset to its initial value when doubling would pass this (§8.2).
 const RETRY_MAX_DELAY: Duration = Duration::from_secs(5);
-
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// How long a port session's exit waits for the TerminateSession call of old agents.
 const TERMINATE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -718,11 +715,10 @@ impl Session {
     /// Dials the StreamUrl verbatim and sends the open frame and the first keepalive (§2).
     async fn dial(&mut self, token: &str) -> Result<Ws, String> {
         let url = self.stream_url.clone();
-        let (mut ws, _) =
-            tokio::time::timeout(DIAL_TIMEOUT, tokio_tungstenite::connect_async(url.as_str()))
-                .await
-                .map_err(|_| format!("dialing {url}: timed out"))?
-                .map_err(|e| format!("dialing {url}: {e}"))?;
+        let mut ws = tokio::time::timeout(DIAL_TIMEOUT, transport::connect_websocket(&url))
+            .await
+            .map_err(|_| format!("dialing {url}: timed out"))?
+            .map_err(|e| format!("dialing {url}: {e}"))?;
         let open = OpenDataChannelInput {
             message_schema_version: "1.0".to_owned(),
             request_id: uuid_v4(&mut self.rng).to_string(),
