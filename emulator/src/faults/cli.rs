@@ -53,7 +53,7 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct Endpoint {
     /// The running emulator (http://HOST:PORT).
-    #[arg(long, value_name = "URL", default_value = DEFAULT_ENDPOINT, env = "SSM_EMULATOR_ENDPOINT")]
+    #[arg(long, global = true, value_name = "URL", default_value = DEFAULT_ENDPOINT, env = "SSM_EMULATOR_ENDPOINT")]
     endpoint: String,
 }
 
