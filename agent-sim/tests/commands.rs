@@ -24,7 +24,7 @@ fn interactive_shell(
     session: &str,
     document: &str,
     session_type: &str,
-    properties: Value,
+    properties: &Value,
 ) -> String {
     let content = json!({
         "DocumentName": document,
@@ -56,12 +56,12 @@ fn interactive_shell(
     .unwrap()
 }
 
-fn non_interactive(session: &str, linux: Value) -> String {
+fn non_interactive(session: &str, linux: &Value) -> String {
     interactive_shell(
         session,
         "AWS-StartNonInteractiveCommand",
         "NonInteractiveCommands",
-        json!({ "linux": linux }),
+        &json!({ "linux": linux }),
     )
 }
 
@@ -141,7 +141,7 @@ async fn interactive_command_runs_on_a_pty_without_handshake() {
         session,
         "AWS-StartInteractiveCommand",
         "InteractiveCommands",
-        json!({"linux": {"commands": "tty; read line; stty size; echo \"got:$line\"",
+        &json!({"linux": {"commands": "tty; read line; stty size; echo \"got:$line\"",
                          "runAsElevated": false}}),
     );
     h.start_session(session, &payload).await;
@@ -189,7 +189,7 @@ async fn non_interactive_command_merges_output_like_the_trace() {
     let session = "sess-nic-0005";
     let payload = non_interactive(
         session,
-        json!({"commands": "sh -c 'echo noninteractive; id -un; echo to-stderr >&2; exit 7'",
+        &json!({"commands": "sh -c 'echo noninteractive; id -un; echo to-stderr >&2; exit 7'",
                "runAsElevated": false}),
     );
     h.start_session(session, &payload).await;
@@ -223,7 +223,7 @@ async fn non_interactive_command_separates_stdout_stderr_and_exit_code() {
     let session = "sess-nic-0006";
     let payload = non_interactive(
         session,
-        json!({"commands": "sh -c 'echo out; echo err >&2; exit 3'", "runAsElevated": false,
+        &json!({"commands": "sh -c 'echo out; echo err >&2; exit 3'", "runAsElevated": false,
                "separateOutputStream": "true", "stdOutSeparatorPrefix": "OUT:",
                "stdErrSeparatorPrefix": "ERR:"}),
     );
@@ -251,7 +251,7 @@ async fn control_c_interrupts_a_non_interactive_command() {
     let session = "sess-nic-0007";
     let payload = non_interactive(
         session,
-        json!({"commands": "sleep 4118", "separateOutputStream": true}),
+        &json!({"commands": "sleep 4118", "separateOutputStream": true}),
     );
     h.start_session(session, &payload).await;
     handshake(&mut h).await;
@@ -283,7 +283,7 @@ async fn a_missing_command_fails_the_session() {
     let session = "sess-nic-0008";
     let payload = non_interactive(
         session,
-        json!({"commands": "no-such-command-4119 --flag", "separateOutputStream": "true"}),
+        &json!({"commands": "no-such-command-4119 --flag", "separateOutputStream": "true"}),
     );
     h.start_session(session, &payload).await;
     handshake(&mut h).await;
@@ -316,7 +316,7 @@ async fn blank_commands_fail_the_session() {
         session,
         "AWS-StartInteractiveCommand",
         "InteractiveCommands",
-        json!({"linux": {"commands": " ", "runAsElevated": false}}),
+        &json!({"linux": {"commands": " ", "runAsElevated": false}}),
     );
     h.start_session(session, &payload).await;
     h.pump_until("two agent_task_complete", |h| {

@@ -198,43 +198,48 @@ fn remarshal(properties: &Value) -> Result<CommandConfig, String> {
         };
         let mut fields: Vec<(&String, &Value)> = fields.iter().collect();
         fields.sort_by_key(|(key, _)| key.as_str());
-        let linux = platform == "linux";
         for (key, value) in fields {
-            let path = format!("{platform}.{key}");
-            match (key.as_str(), value) {
-                (_, Value::Null) => {}
-                ("runAsElevated", Value::Bool(b)) => {
-                    if linux {
-                        config.run_as_elevated = *b;
-                    }
-                }
-                ("runAsElevated", other) => return Err(mismatch(other, &path, "bool")),
-                ("separateOutputStream", any) => {
-                    if linux {
-                        config.separate_output_stream = any.clone();
-                    }
-                }
-                (
-                    name @ ("commands" | "stdOutSeparatorPrefix" | "stdErrSeparatorPrefix"),
-                    Value::String(text),
-                ) => {
-                    if linux {
-                        let slot = match name {
-                            "commands" => &mut config.commands,
-                            "stdOutSeparatorPrefix" => &mut config.stdout_prefix,
-                            _ => &mut config.stderr_prefix,
-                        };
-                        text.clone_into(slot);
-                    }
-                }
-                ("commands" | "stdOutSeparatorPrefix" | "stdErrSeparatorPrefix", other) => {
-                    return Err(mismatch(other, &path, "string"));
-                }
-                _ => {}
+            check_field(&format!("{platform}.{key}"), key, value)?;
+            if platform == "linux" {
+                config.set(key, value);
             }
         }
     }
     Ok(config)
+}
+
+/// The type check of one `ShellConfig` field.
+fn check_field(path: &str, key: &str, value: &Value) -> Result<(), String> {
+    match (key, value) {
+        (_, Value::Null)
+        | ("runAsElevated", Value::Bool(_))
+        | ("commands" | "stdOutSeparatorPrefix" | "stdErrSeparatorPrefix", Value::String(_)) => {
+            Ok(())
+        }
+        ("runAsElevated", other) => Err(mismatch(other, path, "bool")),
+        ("commands" | "stdOutSeparatorPrefix" | "stdErrSeparatorPrefix", other) => {
+            Err(mismatch(other, path, "string"))
+        }
+        _ => Ok(()),
+    }
+}
+
+impl CommandConfig {
+    /// Takes one field of `properties.linux` (already type-checked).
+    fn set(&mut self, key: &str, value: &Value) {
+        match (key, value) {
+            ("commands", Value::String(text)) => text.clone_into(&mut self.commands),
+            ("runAsElevated", Value::Bool(b)) => self.run_as_elevated = *b,
+            ("separateOutputStream", any) => any.clone_into(&mut self.separate_output_stream),
+            ("stdOutSeparatorPrefix", Value::String(text)) => {
+                text.clone_into(&mut self.stdout_prefix);
+            }
+            ("stdErrSeparatorPrefix", Value::String(text)) => {
+                text.clone_into(&mut self.stderr_prefix);
+            }
+            _ => {}
+        }
+    }
 }
 
 fn mismatch(value: &Value, path: &str, go_type: &str) -> String {
