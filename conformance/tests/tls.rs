@@ -318,11 +318,12 @@ fn now_ms() -> u64 {
         .as_millis() as u64
 }
 
-/// `output_stream_data` seq 0 as the agent writes it (Flags 1, §1.6).
-fn first_output(payload: &[u8]) -> Vec<u8> {
+/// `output_stream_data` as the agent writes it: Flags 1 on seq 0 (§1.6).
+fn output(seq: i64, payload_type: PayloadType, payload: &[u8]) -> Vec<u8> {
     let mut message = Message::new(MessageType::OutputStreamData, now_ms(), next_id());
-    message.flags = Flags(1);
-    message.payload_type = PayloadType::Output;
+    message.sequence_number = seq;
+    message.flags = if seq == 0 { Flags(1) } else { Flags::NONE };
+    message.payload_type = payload_type;
     message.payload = payload.to_vec();
     message.encode()
 }
@@ -368,7 +369,7 @@ async fn shell_over_wss(trust: Trust) {
     let client = Client::start(fake.addr, &pki.ca_file, trust);
     let mut ws = fake.accept().await;
     assert_eq!(open(&mut ws).await.token_value, "tok-0");
-    send(&mut ws, first_output(b"tls-42\r\n$ ")).await;
+    send(&mut ws, output(0, PayloadType::Output, b"tls-42\r\n$ ")).await;
     assert_eq!(frame(&mut ws).await.message_type, MessageType::Acknowledge);
     client.wait_stdout("tls-42\r\n$ ").await;
     send(&mut ws, channel_closed()).await;
@@ -413,6 +414,45 @@ async fn resume_session_over_https() {
     send(&mut ws, channel_closed()).await;
     let (status, stdout) = client.exit().await;
     assert_eq!(status, 0, "{stdout:?}");
+}
+
+/// Ctrl-C in a basic-mode port session with an agent of 2.3.722.0 or older: TerminateSession
+/// goes to the `https://` endpoint (§6.4, §8.2).
+#[tokio::test]
+async fn terminate_session_over_https() {
+    let pki = Pki::new();
+    let mut fake = Fake::start(&pki, "").await;
+    let client = Client::start(fake.addr, &pki.ca_file, Trust::SslCertFile);
+    let mut ws = fake.accept().await;
+    open(&mut ws).await;
+    let request = "{\"AgentVersion\": \"2.3.0.0\", \"RequestedClientActions\": [{\"ActionType\": \
+                   \"SessionType\", \"ActionParameters\": {\"SessionType\": \"Port\", \"Properties\": \
+                   {\"portNumber\": \"80\", \"type\": \"LocalPortForwarding\", \"localPortNumber\": \
+                   \"0\"}}}]}";
+    send(
+        &mut ws,
+        output(0, PayloadType::HandshakeRequest, request.as_bytes()),
+    )
+    .await;
+    let complete = b"{\"HandshakeTimeToComplete\": 1000000000, \"CustomerMessage\": \"\"}";
+    send(&mut ws, output(1, PayloadType::HandshakeComplete, complete)).await;
+    client
+        .wait_stdout(&format!("opened for sessionId {SESSION}.\n"))
+        .await;
+
+    let pid = rustix::process::Pid::from_child(&client.child);
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    let (target, body) = fake.api_call().await;
+    assert_eq!(target, "AmazonSSM.TerminateSession");
+    assert_eq!(body, format!("{{\"SessionId\":\"{SESSION}\"}}"));
+    let (status, stdout) = client.exit().await;
+    assert_eq!(status, 0, "{stdout:?}");
+    assert!(
+        stdout.ends_with(&format!(
+            "Terminate signal received, exiting.\n\n\nExiting session with sessionId: {SESSION}.\n\n"
+        )),
+        "{stdout:?}"
+    );
 }
 
 /// Without the CA the handshake is refused, and the user is told which variable to set.
