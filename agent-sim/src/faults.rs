@@ -210,8 +210,9 @@ impl FleetHandle {
         Ok(())
     }
 
-    /// Plans a crash `crash.after` from now (replacing any planned one). It happens only if the
-    /// agent is running then.
+    /// Plans a crash `crash.after` from now (replacing any planned one); a crash of the agent
+    /// before then cancels it. If the agent is down when it comes due, it crashes again as soon
+    /// as it is back.
     pub fn plan_crash(&self, instance_id: &str, crash: PlannedCrash) -> Result<(), FaultError> {
         let agent = self.agent(instance_id)?;
         let at = Instant::now().checked_add(crash.after);
@@ -289,7 +290,7 @@ impl AgentFaults {
         }
     }
 
-    /// Counts a crash and says when to come back. A far-off restart that `Instant` cannot
+    /// Counts a crash (of a running agent) and says when to come back. A far-off restart that `Instant` cannot
     /// represent means never.
     pub(crate) fn crash(&self, restart_after: Option<Duration>) {
         let up = match restart_after.map(|after| Instant::now().checked_add(after)) {
@@ -297,7 +298,9 @@ impl AgentFaults {
             Some(Some(at)) => Up::At(at),
         };
         self.life.send_modify(|life| {
-            life.crashes += 1;
+            if life.up == Up::Yes {
+                life.crashes += 1;
+            }
             life.up = up;
             life.planned = None;
         });
@@ -446,7 +449,8 @@ mod tests {
         handle.restart(id).unwrap();
         let status = handle.status(id).unwrap();
         assert_eq!(status.state, AgentState::Running);
-        assert_eq!(status.crashes, 3);
+        // Crashing a down agent only changes when it comes back.
+        assert_eq!(status.crashes, 1);
 
         let crash = PlannedCrash {
             after: Duration::from_secs(30),
