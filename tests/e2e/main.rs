@@ -24,6 +24,7 @@ mod run_command_sdk;
 mod sdk;
 mod session_bridge;
 mod session_cli;
+mod session_commands;
 mod session_tls;
 
 use serde_json::{Value, json};
