@@ -12,7 +12,8 @@
 //!    real agent's "Unable to remarshal session properties" Output (`agent-port.jsonl`). A `host`
 //!    that resolves to an address of the deny list ([`DENIED_REMOTE_IPS`], or the comma-separated
 //!    list in [`DENIED_IPS_ENV`]) fails it with "Forwarding to IP address X is forbidden.".
-//! 3. Mode (§7.2): mux iff `type` is `LocalPortForwarding` and ClientVersion ≥ 1.1.70; else basic.
+//! 3. Mode (§7.2): mux iff `type` is `LocalPortForwarding`, ClientVersion ≥ 1.1.70 and the
+//!    simulated AgentVersion is one the plugin speaks smux to ([`agent_has_smux`]); else basic.
 //!    * Basic: the first Output dials `host:portNumber` (host default `localhost`); bytes are
 //!      relayed in ≤1024-byte reads. Flag DisconnectToPort closes the connection; the next Output
 //!      dials again. TCP EOF: `LocalPortForwarding` waits for the next Output; otherwise (SSH,
@@ -76,6 +77,10 @@ pub(crate) const DENIED_IPS_ENV: &str = "AGENT_SIM_DENIED_PORT_FORWARDING_REMOTE
 const LOCAL_PORT_FORWARDING: &str = "LocalPortForwarding";
 /// ClientVersion from which the agent runs smux (§7.2).
 const MUX_MIN_CLIENT_VERSION: &str = "1.1.70";
+/// The plugin speaks smux only to agents above this version (§7.2). Which agent release first
+/// had smux is UNCONFIRMED; an agent-sim reporting this version or older simulates a release
+/// without it, so that both sides choose basic mode.
+const MUX_AFTER_AGENT_VERSION: &str = "3.0.196.0";
 /// ClientVersion above which the agent's smux keepalive is off (§7.4).
 const KEEPALIVE_OFF_ABOVE: &str = "1.2.331.0";
 /// smux DefaultConfig KeepAliveInterval.
@@ -241,6 +246,14 @@ pub(crate) fn version_at_least(version: &str, minimum: &str) -> bool {
 /// `version > bound`; false for something that is not a version.
 pub(crate) fn version_above(version: &str, bound: &str) -> bool {
     compare_versions(version, bound).is_some_and(|o| o.is_gt())
+}
+
+/// Whether an agent reporting `agent_version` runs smux: the plugin's own test (§7.2, the same
+/// number of components and greater than [`MUX_AFTER_AGENT_VERSION`]), so that the two sides
+/// agree on the mode whatever version an instance is configured with.
+fn agent_has_smux(agent_version: &str) -> bool {
+    agent_version.split('.').count() == MUX_AFTER_AGENT_VERSION.split('.').count()
+        && version_above(agent_version, MUX_AFTER_AGENT_VERSION)
 }
 
 /// The deny list in force.
@@ -727,7 +740,10 @@ impl Port<'_> {
             return;
         }
         let lpf = parameters.port_type == LOCAL_PORT_FORWARDING;
-        let mux = lpf && version_at_least(&client_version, MUX_MIN_CLIENT_VERSION);
+        let agent_version = &self.sessions.0.context.instance.agent_version;
+        let mux = lpf
+            && version_at_least(&client_version, MUX_MIN_CLIENT_VERSION)
+            && agent_has_smux(agent_version);
         tracing::info!(session = %self.id, client_version, mux, "port session: handshake complete");
         self.mode = Some(if mux {
             if !version_above(&client_version, KEEPALIVE_OFF_ABOVE) {
@@ -968,6 +984,17 @@ mod tests {
         assert!(version_above("1.2.677.0", "1.2.331.0"));
         assert!(!version_above("1.2.331.0", "1.2.331.0"));
         assert!(!version_above("1.2.0.0", "1.2.331.0"));
+    }
+
+    #[test]
+    fn smux_only_for_agents_the_plugin_speaks_smux_to() {
+        assert!(agent_has_smux("3.3.1142.0"));
+        assert!(agent_has_smux("3.0.222.0"));
+        assert!(!agent_has_smux("3.0.196.0"));
+        assert!(!agent_has_smux("2.3.722.0"));
+        // The plugin cannot compare a 3-part version and chooses basic mode.
+        assert!(!agent_has_smux("3.3.1142"));
+        assert!(!agent_has_smux("garbage"));
     }
 
     #[test]
