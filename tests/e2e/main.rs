@@ -25,6 +25,7 @@ mod sdk;
 mod session_bridge;
 mod session_cli;
 mod session_commands;
+mod session_port;
 mod session_tls;
 
 use serde_json::{Value, json};

@@ -33,6 +33,7 @@ pub mod emulator;
 pub mod process;
 pub mod run_command;
 pub mod sdk;
+pub mod session;
 
 pub use agent::AgentSim;
 pub use clients::{Aws, CliOutput, Python};
