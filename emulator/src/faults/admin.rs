@@ -29,11 +29,12 @@ pub(crate) fn router(emu: Emulator) -> Router {
         .route("/_emulator/faults/{id}", delete(remove))
         .route("/_emulator/seed", post(seed))
         .route("/_emulator/reset", post(reset))
-        .with_state(emu)
+        .with_state(emu.clone())
+        .merge(super::agents::router(emu))
 }
 
 /// A JSON answer.
-fn answer(status: StatusCode, body: &serde_json::Value) -> Response {
+pub(super) fn answer(status: StatusCode, body: &serde_json::Value) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, "application/json")],
@@ -43,18 +44,14 @@ fn answer(status: StatusCode, body: &serde_json::Value) -> Response {
 }
 
 /// A JSON error saying what to fix.
-fn refuse(status: StatusCode, message: impl Into<String>) -> Response {
+pub(super) fn refuse(status: StatusCode, message: impl Into<String>) -> Response {
     answer(status, &json!({ "message": message.into() }))
 }
 
-/// The body as `T`, or the 400 that says what is wrong with it.
-fn parse<T: DeserializeOwned>(body: &[u8], example: &str) -> Result<T, Response> {
-    serde_json::from_slice(body).map_err(|e| {
-        refuse(
-            StatusCode::BAD_REQUEST,
-            format!("invalid JSON body ({e}); expected for example {example}"),
-        )
-    })
+/// The body as `T`, or what is wrong with it.
+pub(super) fn parse<T: DeserializeOwned>(body: &[u8], example: &str) -> Result<T, String> {
+    serde_json::from_slice(body)
+        .map_err(|e| format!("invalid JSON body ({e}); expected for example {example}"))
 }
 
 async fn list(State(emu): State<Emulator>) -> Response {
@@ -71,7 +68,7 @@ async fn add(State(emu): State<Emulator>, body: Bytes) -> Response {
         r#"{"relay": {"action": {"drop": {"probability": 0.01}}}} or {"api": {"operation": "SendCommand", "error": "ThrottlingException", "rate": 0.5}}"#,
     ) {
         Ok(rule) => rule,
-        Err(response) => return response,
+        Err(message) => return refuse(StatusCode::BAD_REQUEST, message),
     };
     match emu.add_fault(rule) {
         Ok(id) => answer(StatusCode::OK, &json!({ "id": id })),
@@ -108,7 +105,7 @@ async fn seed(State(emu): State<Emulator>, body: Bytes) -> Response {
             emu.reseed(seed);
             answer(StatusCode::OK, &json!({ "seed": seed }))
         }
-        Err(response) => response,
+        Err(message) => refuse(StatusCode::BAD_REQUEST, message),
     }
 }
 
