@@ -14,8 +14,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use ssm_agent_sim::net::Endpoint;
-use ssm_agent_sim::{FleetConfig, InstanceConfig, Timings};
+use ssm_agent_sim::net::{Endpoint, Proxy};
+use ssm_agent_sim::{Fleet, FleetConfig, InstanceConfig, Timings};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -87,6 +87,31 @@ pub async fn serve(
     let addr = agent_facing(listener.local_addr()?);
     tracing::info!("SSM API on http://{addr}");
 
+    // With `--agent-proxy-listen`, the fleet reaches the emulator only through that proxy.
+    let proxy = emulator.faults().agent_proxy().map(|proxy| {
+        let url = format!("http://{}", agent_facing(proxy.addr()));
+        Proxy::parse(&url, "").expect("a socket address is a valid proxy URL")
+    });
+    let agents = if fleet.instances.is_empty() {
+        None
+    } else {
+        let config = FleetConfig {
+            endpoint: Endpoint::parse(&format!("http://{addr}"))
+                .expect("a socket address is a valid http endpoint"),
+            instances: fleet.instances.clone(),
+            timings: fleet.timings,
+            proxy,
+            work_dir: fleet.work_dir.clone(),
+            default_working_dir: ssm_agent_sim::command::default_working_dir(),
+            region: emulator.default_region().to_owned(),
+            seed: fleet.seed,
+        };
+        let agents = Fleet::new(config)?;
+        // `/_emulator/agents/…` crashes, restarts and slows these agents down.
+        emulator.faults().set_fleet(agents.handle());
+        Some(agents)
+    };
+
     let server_stop = CancellationToken::new();
     let mut server = tokio::spawn(crate::run(
         listener,
@@ -96,20 +121,7 @@ pub async fn serve(
 
     let announcer = tokio::spawn(announce(emulator.clone(), fleet.instances.clone(), addr));
     let fleet_stop = CancellationToken::new();
-    let agents = (!fleet.instances.is_empty()).then(|| {
-        let config = FleetConfig {
-            endpoint: Endpoint::parse(&format!("http://{addr}"))
-                .expect("a socket address is a valid http endpoint"),
-            instances: fleet.instances,
-            timings: fleet.timings,
-            proxy: None,
-            work_dir: fleet.work_dir,
-            default_working_dir: ssm_agent_sim::command::default_working_dir(),
-            region: emulator.default_region().to_owned(),
-            seed: fleet.seed,
-        };
-        tokio::spawn(ssm_agent_sim::run_fleet(config, fleet_stop.clone()))
-    });
+    let agents = agents.map(|agents| tokio::spawn(agents.run(fleet_stop.clone())));
 
     let server_ended = tokio::select! {
         () = shutdown => None,
@@ -118,7 +130,7 @@ pub async fn serve(
     fleet_stop.cancel();
     announcer.abort();
     let fleet_result = match agents {
-        Some(agents) => joined(agents.await).and_then(|r| r.map_err(ServeError::from)),
+        Some(agents) => joined(agents.await),
         None => Ok(()),
     };
     server_stop.cancel();

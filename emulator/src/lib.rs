@@ -63,7 +63,11 @@ pub fn app(state: Emulator) -> axum::Router {
     api::router(state.clone())
         .merge(control::router(state.clone()))
         .merge(faults::admin::router(state.clone()))
-        .merge(sessions::router(state))
+        .merge(sessions::router(state.clone()))
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            faults::link::gate,
+        ))
 }
 
 /// Serves [`app`] on `listener` until `shutdown` completes, then finishes the requests in
@@ -73,7 +77,10 @@ pub async fn run(
     state: Emulator,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state))
+    // Every connection abortable, for agent-link faults (`faults::link`).
+    let listener = faults::link::LinkListener::new(listener, state.faults().links().clone());
+    let app = app(state).into_make_service_with_connect_info::<faults::link::LinkConn>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
 }

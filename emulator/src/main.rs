@@ -22,8 +22,8 @@ use tracing_subscriber::EnvFilter;
 /// AWS_ENDPOINT_URL=http://127.0.0.1:4583 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
 /// AWS_DEFAULT_REGION=us-east-1.
 ///
-/// The subcommands (fault, seed, reset) drive an emulator that is already running, through
-/// its admin API under /_emulator/.
+/// The subcommands (fault, seed, reset, proxy, agent) drive an emulator that is already
+/// running, through its admin API under /_emulator/.
 ///
 /// Log level: RUST_LOG (default ssm_emulator=info).
 #[derive(Debug, Parser)]
@@ -31,7 +31,7 @@ use tracing_subscriber::EnvFilter;
 struct Args {
     /// Without a subcommand: serve.
     #[command(subcommand)]
-    command: Option<ssm_emulator::faults::cli::Command>,
+    command: Option<Subcommands>,
 
     /// Address to serve the SSM API on. Use port 0 for any free port.
     #[arg(
@@ -84,16 +84,36 @@ struct Args {
     #[arg(long, value_name = "REGION", default_value = config::DEFAULT_REGION, env = "SSM_EMULATOR_REGION")]
     region: String,
 
+    /// Also run an HTTP CONNECT proxy for agents on this address (e.g. 127.0.0.1:4590), which
+    /// tunnels only to this emulator's own listeners. The embedded fleet then connects through
+    /// it; point other agents at it with ssm-agent-sim --proxy or HTTPS_PROXY. `ssm-emulator
+    /// proxy down|up` (POST /_emulator/proxy) stops and restarts it: a real proxy outage.
+    #[arg(long, value_name = "ADDR", env = "SSM_EMULATOR_AGENT_PROXY_LISTEN")]
+    agent_proxy_listen: Option<SocketAddr>,
+
     /// TLS listener (https/wss) for the real amazon-ssm-agent.
     #[command(flatten)]
     tls: ssm_emulator::tls::TlsArgs,
+}
+
+/// The subcommands that drive a running emulator.
+#[derive(Debug, clap::Subcommand)]
+enum Subcommands {
+    #[command(flatten)]
+    Faults(ssm_emulator::faults::cli::Command),
+    #[command(flatten)]
+    Agents(ssm_emulator::faults::agents_cli::Command),
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let mut args = Args::parse();
     if let Some(command) = args.command.take() {
-        return match ssm_emulator::faults::cli::run(command).await {
+        let result = match command {
+            Subcommands::Faults(command) => ssm_emulator::faults::cli::run(command).await,
+            Subcommands::Agents(command) => ssm_emulator::faults::agents_cli::run(command).await,
+        };
+        return match result {
             Ok(output) => {
                 println!("{output}");
                 ExitCode::SUCCESS
@@ -130,7 +150,7 @@ async fn serve(args: Args) -> Result<(), String> {
         "starting"
     );
     let emulator = Emulator::new(config, Arc::new(SystemClock));
-    ssm_emulator::tls::start(&args.tls, &emulator, shutdown_signal()).await?;
+    let tls_addr = ssm_emulator::tls::start(&args.tls, &emulator, shutdown_signal()).await?;
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -142,6 +162,15 @@ async fn serve(args: Args) -> Result<(), String> {
             ),
             _ => format!("cannot listen on {}: {e}", args.listen),
         })?;
+
+    if let Some(addr) = args.agent_proxy_listen {
+        let api = listener.local_addr().map_err(|e| e.to_string())?;
+        let allowed = std::iter::once(api).chain(tls_addr).collect();
+        let proxy = ssm_emulator::faults::proxy::AgentProxy::start(addr, allowed)
+            .await
+            .map_err(|e| e.to_string())?;
+        emulator.faults().set_agent_proxy(proxy);
+    }
 
     // One directory per run for the fleet's command files, removed when the fleet has stopped.
     let work_dir = std::env::temp_dir().join(format!("ssm-emulator-{}", std::process::id()));

@@ -54,7 +54,7 @@ pub enum Command {
 pub struct Endpoint {
     /// The running emulator (http://HOST:PORT).
     #[arg(long, global = true, value_name = "URL", default_value = DEFAULT_ENDPOINT, env = "SSM_EMULATOR_ENDPOINT")]
-    endpoint: String,
+    pub(crate) endpoint: String,
 }
 
 /// `ssm-emulator fault …`.
@@ -362,7 +362,7 @@ fn number(value: Option<&str>, name: &str, default: f64) -> Result<f64, CliError
 }
 
 /// One HTTP/1.1 request to `endpoint`; the status and the body.
-async fn request(
+pub(crate) async fn request(
     endpoint: &str,
     method: &str,
     path: &str,

@@ -12,7 +12,10 @@ use ssm_protocol::{Message, MessageType};
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use super::rules::{ApiFaultError, ApiRule, Corruption, FaultRule, RelayAction, RelayRule};
+use super::link::AgentService;
+use super::rules::{
+    ApiFaultError, ApiRule, Corruption, FaultRule, LinkRule, RelayAction, RelayRule,
+};
 use crate::sessions::{Direction, End, RelayEffect, RelayedFrame};
 
 /// Offset of CreatedDate in a frame (§1.1).
@@ -197,6 +200,48 @@ impl Engine {
         self.rules
             .iter()
             .any(|e| matches!(e.rule, FaultRule::Api(_)))
+    }
+
+    /// Whether any `agentLink` or `sessionService` rule is in force.
+    pub fn has_link_rules(&self) -> bool {
+        self.rules.iter().any(|e| {
+            matches!(
+                e.rule,
+                FaultRule::AgentLink(_) | FaultRule::SessionService(_)
+            )
+        })
+    }
+
+    /// Whether the link rules refuse a request of `instance_id`'s agent to `service`; counts
+    /// it on every rule that watches it.
+    pub fn refuses_agent(&mut self, service: AgentService, instance_id: &str) -> bool {
+        let mut refused = false;
+        for entry in &mut self.rules {
+            let Some(rule) = link_rule(&entry.rule) else {
+                continue;
+            };
+            if !link_watches(&entry.rule, rule, service, instance_id) {
+                continue;
+            }
+            entry.matched += 1;
+            entry.injected += 1;
+            refused = true;
+            let name = relay_action_name(&entry.rule);
+            *self.totals.entry(name.to_owned()).or_default() += 1;
+        }
+        refused
+    }
+
+    /// Whether a link rule (`id` as `f-N`) cuts `instance_id`'s agent off `service`.
+    pub fn link_rule_cuts(&self, id: &str, service: AgentService, instance_id: &str) -> bool {
+        let Some(id) = parse_id(id) else {
+            return false;
+        };
+        self.rules.iter().any(|e| {
+            e.id == id
+                && link_rule(&e.rule)
+                    .is_some_and(|r| link_watches(&e.rule, r, service, instance_id))
+        })
     }
 
     /// Whether a relay rule names an instance (so frames need their session's target).
@@ -524,10 +569,35 @@ pub fn watches_session(rule: &RelayRule, session_id: &str, instance_id: &str) ->
         && rule.instance_id.as_deref().is_none_or(|i| i == instance_id)
 }
 
+/// The [`LinkRule`] of an `agentLink` or `sessionService` rule.
+fn link_rule(rule: &FaultRule) -> Option<&LinkRule> {
+    match rule {
+        FaultRule::AgentLink(r) | FaultRule::SessionService(r) => Some(r),
+        FaultRule::Relay(_) | FaultRule::Api(_) => None,
+    }
+}
+
+/// Whether link rule `rule` (of kind `kind`) cuts `instance_id`'s agent off `service`:
+/// `agentLink` cuts every agent-facing service, `sessionService` ssmmessages only.
+fn link_watches(
+    kind: &FaultRule,
+    rule: &LinkRule,
+    service: AgentService,
+    instance_id: &str,
+) -> bool {
+    let service_cut = match kind {
+        FaultRule::SessionService(_) => service == AgentService::SsmMessages,
+        _ => true,
+    };
+    service_cut && rule.instance_id.as_deref().is_none_or(|i| i == instance_id)
+}
+
 fn relay_action_name(rule: &FaultRule) -> &'static str {
     match rule {
         FaultRule::Relay(r) => r.action.name(),
         FaultRule::Api(_) => "api",
+        FaultRule::AgentLink(_) => "agentLink",
+        FaultRule::SessionService(_) => "sessionService",
     }
 }
 
@@ -682,14 +752,14 @@ mod tests {
             direction: Some(DirectionSpec::ClientToAgent),
             ..match relay(RelayAction::Blackhole {}) {
                 FaultRule::Relay(r) => r,
-                FaultRule::Api(_) => unreachable!(),
+                _ => unreachable!(),
             }
         }));
         engine.add(FaultRule::Relay(RelayRule {
             session_id: Some("other".into()),
             ..match relay(RelayAction::Blackhole {}) {
                 FaultRule::Relay(r) => r,
-                FaultRule::Api(_) => unreachable!(),
+                _ => unreachable!(),
             }
         }));
         assert_eq!(seqs(&run(&mut engine, 3, Instant::now())), [0, 1, 2]);

@@ -89,8 +89,14 @@ impl Emulator {
                 "afterMs needs the emulator's tokio runtime".to_owned(),
             ));
         }
+        let link = matches!(rule, FaultRule::AgentLink(_) | FaultRule::SessionService(_))
+            .then(|| rule.clone());
         let id = self.faults().with_engine(|e| e.add(rule));
         tracing::info!(id, "fault rule added");
+        if let Some(link) = link {
+            self.on_link_rule_added(&id, &link);
+            return Ok(id);
+        }
         self.install_hooks();
         match timer {
             Some(delay) if delay.is_zero() => fire(self, &id),

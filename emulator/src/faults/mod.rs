@@ -10,6 +10,9 @@
 //! - `api`: the check every SSM API request passes before its operation runs;
 //! - `admin`: the `/_emulator/faults`, `/_emulator/seed` and `/_emulator/reset` routes;
 //! - [`cli`]: the `ssm-emulator fault|seed|reset` subcommands, clients of the admin API.
+//! - [`link`]: `agentLink` and `sessionService` rules: abortable connections and the gate in
+//!   front of the agent-facing endpoints; [`proxy`]: the built-in CONNECT proxy for agents;
+//!   `agents`: the proxy and embedded-fleet admin routes; [`agents_cli`]: their subcommands.
 //!
 //! Determinism: every random decision (drop, duplicate, reorder, jitter, corrupt, API error
 //! rates, the MessageIds of injected frames) comes from the one RNG of [`Faults`], seeded from
@@ -21,10 +24,14 @@
 //! Code holding the engine lock takes no other.
 
 pub(crate) mod admin;
+mod agents;
+pub mod agents_cli;
 pub(crate) mod api;
 pub mod cli;
 pub mod engine;
 mod hook;
+pub mod link;
+pub mod proxy;
 pub mod rules;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -48,6 +55,14 @@ struct Shared {
     relay_rules: AtomicBool,
     /// Whether any api rule is in force: read on every API request without the lock.
     api_rules: AtomicBool,
+    /// Whether any agentLink or sessionService rule is in force: read on every agent request.
+    link_rules: AtomicBool,
+    /// The connections of the plain listener, for link rules to abort.
+    links: link::Links,
+    /// The built-in CONNECT proxy for agents, if `--agent-proxy-listen` started one.
+    proxy: Mutex<Option<Arc<proxy::AgentProxy>>>,
+    /// The embedded fleet's agents, for `/_emulator/agents/…` (none without a fleet).
+    fleet: Mutex<Option<ssm_agent_sim::FleetHandle>>,
     /// A std mutex: held for one decision, never across an `.await`.
     engine: Mutex<Engine>,
 }
@@ -59,6 +74,10 @@ impl Faults {
             shared: Arc::new(Shared {
                 relay_rules: AtomicBool::new(false),
                 api_rules: AtomicBool::new(false),
+                link_rules: AtomicBool::new(false),
+                links: link::Links::default(),
+                proxy: Mutex::new(None),
+                fleet: Mutex::new(None),
                 engine: Mutex::new(Engine::new(seed)),
             }),
         }
@@ -74,6 +93,9 @@ impl Faults {
         self.shared
             .api_rules
             .store(engine.has_api_rules(), Ordering::Release);
+        self.shared
+            .link_rules
+            .store(engine.has_link_rules(), Ordering::Release);
         result
     }
 
@@ -92,6 +114,41 @@ impl Faults {
         self.shared.api_rules.load(Ordering::Acquire)
     }
 
+    /// Whether the link rules refuse a request of `instance_id`'s agent to `service`.
+    fn refuses_agent(&self, service: link::AgentService, instance_id: &str) -> bool {
+        self.shared.link_rules.load(Ordering::Acquire)
+            && self.lock().refuses_agent(service, instance_id)
+    }
+
+    /// Whether link rule `id` cuts `instance_id`'s agent off `service`.
+    fn link_rule_cuts(&self, id: &str, service: link::AgentService, instance_id: &str) -> bool {
+        self.lock().link_rule_cuts(id, service, instance_id)
+    }
+
+    /// The connections of the plain listener ([`link::LinkListener`] takes it).
+    pub fn links(&self) -> &link::Links {
+        &self.shared.links
+    }
+
+    /// Makes `proxy` the one `/_emulator/proxy` turns down and up.
+    pub fn set_agent_proxy(&self, proxy: Arc<proxy::AgentProxy>) {
+        *lock_any(&self.shared.proxy) = Some(proxy);
+    }
+
+    /// The built-in CONNECT proxy for agents, if one was started.
+    pub fn agent_proxy(&self) -> Option<Arc<proxy::AgentProxy>> {
+        lock_any(&self.shared.proxy).clone()
+    }
+
+    /// Makes `fleet` the embedded fleet `/_emulator/agents/…` acts on.
+    pub fn set_fleet(&self, fleet: ssm_agent_sim::FleetHandle) {
+        *lock_any(&self.shared.fleet) = Some(fleet);
+    }
+
+    fn fleet(&self) -> Option<ssm_agent_sim::FleetHandle> {
+        lock_any(&self.shared.fleet).clone()
+    }
+
     /// The rules in force with their counters, and the totals.
     pub fn report(&self) -> FaultsReport {
         self.lock().report()
@@ -101,4 +158,9 @@ impl Faults {
     pub fn reseed(&self, seed: u64) {
         self.lock().reseed(seed);
     }
+}
+
+/// A std mutex held for a moment; a panic elsewhere does not poison it for us.
+fn lock_any<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }

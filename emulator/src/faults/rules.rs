@@ -10,7 +10,12 @@
 //! {"api": {"operation": "GetCommandInvocation", "error": "InvocationDoesNotExist",
 //!          "firstReads": 2}}
 //! {"api": {"operation": "DescribeInstanceInformation", "latencyMs": 300}}
+//! {"agentLink": {"instanceId": "i-0123456789abcdef0", "durationMs": 30000}}
+//! {"sessionService": {}}
 //! ```
+//!
+//! `agentLink` and `sessionService` rules act on the agents' side of the emulator (see
+//! [`super::link`]).
 //!
 //! [`FaultRule::check`] says what is wrong with a rule in words a user can act on.
 
@@ -26,6 +31,25 @@ pub enum FaultRule {
     Relay(RelayRule),
     /// A fault on SSM API requests.
     Api(ApiRule),
+    /// The agent link is cut ("proxy loss"): every agent-facing endpoint (ssm, ec2messages,
+    /// ssmmessages) is unreachable for the agent(s), and their open channels are aborted.
+    AgentLink(LinkRule),
+    /// "VPC endpoint missing": only the session service (ssmmessages: control and data
+    /// channels) is unreachable for the agent(s); the SSM API still answers.
+    SessionService(LinkRule),
+}
+
+/// Which agents an `agentLink` or `sessionService` rule cuts off, and for how long.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LinkRule {
+    /// Only this instance's agent; every agent if absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_id: Option<String>,
+    /// The rule removes itself this many milliseconds (real time) after it was added; it
+    /// stays until removed if absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
 }
 
 /// A fault on relayed frames: which sessions and which direction it watches, what it does and,
@@ -269,6 +293,7 @@ impl FaultRule {
         match self {
             FaultRule::Relay(rule) => rule.check(),
             FaultRule::Api(rule) => rule.check(known_operation),
+            FaultRule::AgentLink(rule) | FaultRule::SessionService(rule) => rule.check(),
         }
     }
 }
@@ -339,6 +364,23 @@ fn check_close(code: u16, reason: &str) -> Option<String> {
     }
     // A close frame's payload is at most 125 bytes: 2 for the code, 123 for the reason.
     (reason.len() > 123).then(|| "close reason must be at most 123 bytes".to_owned())
+}
+
+impl LinkRule {
+    fn check(&self) -> Option<String> {
+        if let Some(id) = &self.instance_id
+            && !crate::model::instance::is_valid_instance_id(id)
+        {
+            return Some(format!(
+                "instanceId {id:?} is not an instance id (i-0123456789abcdef0 or \
+                 mi-0123456789abcdef0); leave it out to cut every agent"
+            ));
+        }
+        (self.duration_ms == Some(0)).then(|| {
+            "durationMs must be at least 1 (leave it out to cut until the rule is removed)"
+                .to_owned()
+        })
+    }
 }
 
 impl ApiRule {
