@@ -48,14 +48,10 @@ pub(super) fn refuse(status: StatusCode, message: impl Into<String>) -> Response
     answer(status, &json!({ "message": message.into() }))
 }
 
-/// The body as `T`, or the 400 that says what is wrong with it.
-fn parse<T: DeserializeOwned>(body: &[u8], example: &str) -> Result<T, Response> {
-    serde_json::from_slice(body).map_err(|e| {
-        refuse(
-            StatusCode::BAD_REQUEST,
-            format!("invalid JSON body ({e}); expected for example {example}"),
-        )
-    })
+/// The body as `T`, or what is wrong with it.
+pub(super) fn parse<T: DeserializeOwned>(body: &[u8], example: &str) -> Result<T, String> {
+    serde_json::from_slice(body)
+        .map_err(|e| format!("invalid JSON body ({e}); expected for example {example}"))
 }
 
 async fn list(State(emu): State<Emulator>) -> Response {
@@ -72,7 +68,7 @@ async fn add(State(emu): State<Emulator>, body: Bytes) -> Response {
         r#"{"relay": {"action": {"drop": {"probability": 0.01}}}} or {"api": {"operation": "SendCommand", "error": "ThrottlingException", "rate": 0.5}}"#,
     ) {
         Ok(rule) => rule,
-        Err(response) => return response,
+        Err(message) => return refuse(StatusCode::BAD_REQUEST, message),
     };
     match emu.add_fault(rule) {
         Ok(id) => answer(StatusCode::OK, &json!({ "id": id })),
@@ -109,7 +105,7 @@ async fn seed(State(emu): State<Emulator>, body: Bytes) -> Response {
             emu.reseed(seed);
             answer(StatusCode::OK, &json!({ "seed": seed }))
         }
-        Err(response) => response,
+        Err(message) => refuse(StatusCode::BAD_REQUEST, message),
     }
 }
 
