@@ -26,7 +26,7 @@ use serde::Deserialize;
 use serde_json::json;
 use ssm_agent_sim::{AgentState, AgentStatus, FleetHandle, Slowness};
 
-use super::admin::{answer, refuse};
+use super::admin::{answer, parse, refuse};
 use super::proxy::ProxyState;
 use crate::model::Emulator;
 
@@ -39,16 +39,6 @@ pub(crate) fn router(emu: Emulator) -> Router {
         .route("/_emulator/agents/{instance_id}/restart", post(restart))
         .route("/_emulator/agents/{instance_id}/slowness", post(slowness))
         .with_state(emu)
-}
-
-/// The body as `T`, or the 400 that says what is wrong with it.
-fn parse<T: serde::de::DeserializeOwned>(body: &[u8], example: &str) -> Result<T, Response> {
-    serde_json::from_slice(body).map_err(|e| {
-        refuse(
-            StatusCode::BAD_REQUEST,
-            format!("invalid JSON body ({e}); expected for example {example}"),
-        )
-    })
 }
 
 fn no_proxy() -> Response {
@@ -78,7 +68,7 @@ struct SetProxy {
 async fn set_proxy(State(emu): State<Emulator>, body: Bytes) -> Response {
     let SetProxy { state } = match parse(&body, r#"{"state": "down"} or {"state": "up"}"#) {
         Ok(request) => request,
-        Err(response) => return response,
+        Err(message) => return refuse(StatusCode::BAD_REQUEST, message),
     };
     let Some(proxy) = emu.faults().agent_proxy() else {
         return no_proxy();
@@ -97,15 +87,13 @@ async fn set_proxy(State(emu): State<Emulator>, body: Bytes) -> Response {
     )
 }
 
-/// The fleet, or the 404 that says there is none.
-fn fleet(emu: &Emulator) -> Result<FleetHandle, Response> {
-    emu.faults().fleet().ok_or_else(|| {
-        refuse(
-            StatusCode::NOT_FOUND,
-            "no embedded fleet: agent faults apply to the simulated agents of \
-             `ssm-emulator --fleet N` (N > 0)",
-        )
-    })
+/// The 404 for agent routes without an embedded fleet.
+fn no_fleet() -> Response {
+    refuse(
+        StatusCode::NOT_FOUND,
+        "no embedded fleet: agent faults apply to the simulated agents of \
+         `ssm-emulator --fleet N` (N > 0)",
+    )
 }
 
 fn status_json(status: &AgentStatus) -> serde_json::Value {
@@ -126,12 +114,12 @@ fn status_json(status: &AgentStatus) -> serde_json::Value {
 }
 
 async fn agents(State(emu): State<Emulator>) -> Response {
-    match fleet(&emu) {
-        Ok(fleet) => {
+    match emu.faults().fleet() {
+        Some(fleet) => {
             let agents: Vec<_> = fleet.instances().iter().map(status_json).collect();
             answer(StatusCode::OK, &json!({ "agents": agents }))
         }
-        Err(response) => response,
+        None => no_fleet(),
     }
 }
 
@@ -141,9 +129,8 @@ fn on_agent(
     instance_id: &str,
     act: impl FnOnce(&FleetHandle) -> Result<(), ssm_agent_sim::FaultError>,
 ) -> Response {
-    let fleet = match fleet(emu) {
-        Ok(fleet) => fleet,
-        Err(response) => return response,
+    let Some(fleet) = emu.faults().fleet() else {
+        return no_fleet();
     };
     match act(&fleet).and_then(|()| fleet.status(instance_id)) {
         Ok(status) => answer(StatusCode::OK, &status_json(&status)),
@@ -172,7 +159,7 @@ async fn crash(
             r#"{"restartAfterSeconds": 5} or {"restartAfterSeconds": null}"#,
         ) {
             Ok(request) => request,
-            Err(response) => return response,
+            Err(message) => return refuse(StatusCode::BAD_REQUEST, message),
         }
     };
     let restart_after = match request.restart_after_seconds {
@@ -217,7 +204,7 @@ async fn slowness(
         r#"{"jobAckDelayMs": 2000, "commandStartDelayMs": 0}"#,
     ) {
         Ok(request) => request,
-        Err(response) => return response,
+        Err(message) => return refuse(StatusCode::BAD_REQUEST, message),
     };
     let slowness = Slowness {
         job_ack_delay: Duration::from_millis(request.job_ack_delay_ms),
