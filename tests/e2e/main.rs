@@ -26,6 +26,7 @@ mod session_bridge;
 mod session_cli;
 mod session_commands;
 mod session_port;
+mod session_ssh;
 mod session_tls;
 
 use serde_json::{Value, json};

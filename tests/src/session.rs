@@ -70,6 +70,19 @@ impl Plugin {
         command.env("PATH", self.path());
         command
     }
+
+    /// The environment of [`Plugin::start_session`] plus `AWS_ENDPOINT_URL`, for a program that
+    /// runs `aws ssm start-session` itself exactly as a tutorial writes it, without
+    /// `--endpoint-url` (ssh's `ProxyCommand`).
+    pub fn environment(&self, aws: &Aws, endpoint: &str) -> Vec<(OsString, OsString)> {
+        let template = self.start_session(aws, &[]);
+        let mut environment: Vec<(OsString, OsString)> = template
+            .get_envs()
+            .filter_map(|(key, value)| Some((key.to_owned(), value?.to_owned())))
+            .collect();
+        environment.push(("AWS_ENDPOINT_URL".into(), endpoint.into()));
+        environment
+    }
 }
 
 /// Session `session_id` from `aws ssm describe-sessions --state History`, once it is listed
