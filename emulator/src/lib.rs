@@ -44,6 +44,8 @@ pub mod fleet;
 mod mds;
 pub mod model;
 mod run_command;
+/// Scenario files, their runner and the shipped library (`ssm-emulator scenario …`).
+pub mod scenario;
 pub mod sessions;
 pub mod tls;
 

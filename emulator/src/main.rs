@@ -103,6 +103,13 @@ enum Subcommands {
     Faults(ssm_emulator::faults::cli::Command),
     #[command(flatten)]
     Agents(ssm_emulator::faults::agents_cli::Command),
+    /// Run a scenario (a timeline of faults, workloads and expectations) against an emulator
+    /// of its own, or list the shipped ones.
+    Scenario {
+        /// What to do.
+        #[command(subcommand)]
+        command: ssm_emulator::scenario::cli::Command,
+    },
 }
 
 #[tokio::main]
@@ -110,6 +117,10 @@ async fn main() -> ExitCode {
     let mut args = Args::parse();
     if let Some(command) = args.command.take() {
         let result = match command {
+            Subcommands::Scenario { command } => {
+                init_tracing_quiet();
+                return ssm_emulator::scenario::cli::main(command).await;
+            }
             Subcommands::Faults(command) => ssm_emulator::faults::cli::run(command).await,
             Subcommands::Agents(command) => ssm_emulator::faults::agents_cli::run(command).await,
         };
@@ -138,6 +149,16 @@ fn init_tracing() {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| format!("{}=info", env!("CARGO_CRATE_NAME")).into());
     tracing_subscriber::fmt().with_env_filter(filter).init();
+}
+
+/// Scenario runs print a report on stdout; the emulator inside logs only warnings to stderr
+/// unless RUST_LOG says otherwise.
+fn init_tracing_quiet() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 async fn serve(args: Args) -> Result<(), String> {
