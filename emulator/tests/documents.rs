@@ -9,6 +9,8 @@ mod support;
 use serde_json::{Value, json};
 use support::TestEmu;
 
+/// The documents every region starts with: the AWS-owned ones, and the account's Session
+/// Manager preferences (`SSM-SessionManagerRunShell`, owned by the account as in AWS).
 const BUILTINS: [&str; 7] = [
     "AWS-RunShellScript",
     "AWS-StartInteractiveCommand",
@@ -18,6 +20,19 @@ const BUILTINS: [&str; 7] = [
     "AWS-StartSSHSession",
     "SSM-SessionManagerRunShell",
 ];
+
+/// The AWS-owned documents (`Owner: Amazon`).
+const AWS_OWNED: [&str; 6] = [
+    "AWS-RunShellScript",
+    "AWS-StartInteractiveCommand",
+    "AWS-StartNonInteractiveCommand",
+    "AWS-StartPortForwardingSession",
+    "AWS-StartPortForwardingSessionToRemoteHost",
+    "AWS-StartSSHSession",
+];
+
+/// The account's own document every region starts with.
+const PREFERENCES: &str = "SSM-SessionManagerRunShell";
 
 fn command_body(script: &str) -> String {
     json!({
@@ -177,19 +192,19 @@ async fn list_documents_filters_by_owner_type_name_and_platform() {
         json!({"Filters": [{"Key": "Owner", "Values": ["Self"]}]}),
     )
     .await;
-    assert_eq!(mine, ["My-Command", "My-Session"]);
+    assert_eq!(mine, ["My-Command", "My-Session", PREFERENCES]);
     let amazon = names(
         &t,
         json!({"Filters": [{"Key": "Owner", "Values": ["Amazon"]}]}),
     )
     .await;
-    assert_eq!(amazon, BUILTINS);
+    assert_eq!(amazon, AWS_OWNED);
     let legacy = names(
         &t,
         json!({"DocumentFilterList": [{"key": "Owner", "value": "Self"}]}),
     )
     .await;
-    assert_eq!(legacy, ["My-Command", "My-Session"]);
+    assert_eq!(legacy, ["My-Command", "My-Session", PREFERENCES]);
     assert_eq!(
         names(
             &t,
@@ -212,7 +227,7 @@ async fn list_documents_filters_by_owner_type_name_and_platform() {
                            {"Key": "Owner", "Values": ["Self"]}]}),
     )
     .await;
-    assert_eq!(both, ["My-Session"]);
+    assert_eq!(both, ["My-Session", PREFERENCES]);
     let by_name = names(
         &t,
         json!({"DocumentFilterList": [{"key": "Name", "value": "AWS-StartPort"}]}),
@@ -518,7 +533,7 @@ async fn session_document_life() {
             json!({"Filters": [{"Key": "Owner", "Values": ["Self"]}]})
         )
         .await,
-        Vec::<String>::new()
+        [PREFERENCES]
     );
 }
 
@@ -679,7 +694,7 @@ async fn create_document_errors() {
     )
     .await
     .client_error("DocumentAlreadyExists");
-    // The name of an AWS-owned document is taken (and reserved).
+    // The preferences document exists from the start.
     t.call(
         "CreateDocument",
         json!({"Name": "SSM-SessionManagerRunShell", "Content": session_body("1"),
@@ -692,7 +707,7 @@ async fn create_document_errors() {
 #[tokio::test]
 async fn aws_owned_documents_are_read_only_and_unknown_ones_invalid() {
     let t = TestEmu::new();
-    for name in ["AWS-RunShellScript", "SSM-SessionManagerRunShell"] {
+    for name in ["AWS-RunShellScript", "AWS-StartSSHSession"] {
         t.call("DeleteDocument", json!({"Name": name}))
             .await
             .client_error("InvalidDocumentOperation");

@@ -787,3 +787,474 @@ async fn describe_sessions_filters_and_pages_newest_first() {
     assert_eq!(page["Sessions"][0]["SessionId"], ids[1].as_str());
     assert!(page.get("NextToken").is_none());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Session Manager preferences, idle and maximum duration, the clock route and the audit trail.
+
+/// GETs `path` through `app().oneshot`; returns the status and the body.
+async fn get(t: &TestEmu, path: &str) -> (u16, Vec<u8>) {
+    let request = Request::get(path).body(Body::empty()).unwrap();
+    let response = app(t.emu.clone()).oneshot(request).await.unwrap();
+    let status = response.status().as_u16();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (status, bytes.to_vec())
+}
+
+async fn get_json(t: &TestEmu, path: &str) -> Value {
+    let (status, body) = get(t, path).await;
+    assert_eq!(
+        status,
+        200,
+        "GET {path}: {}",
+        String::from_utf8_lossy(&body)
+    );
+    serde_json::from_slice(&body).unwrap()
+}
+
+/// Saves `inputs` as the account's Session Manager preferences the way the user guide does:
+/// UpdateDocument of `SSM-SessionManagerRunShell` at `$LATEST`.
+async fn set_preferences(t: &TestEmu, inputs: Value) {
+    let content = json!({"schemaVersion": "1.0",
+        "description": "Document to hold regional settings for Session Manager",
+        "sessionType": "Standard_Stream", "inputs": inputs});
+    t.call(
+        "UpdateDocument",
+        json!({"Name": "SSM-SessionManagerRunShell", "Content": content.to_string(),
+               "DocumentVersion": "$LATEST"}),
+    )
+    .await
+    .ok();
+}
+
+/// A shell session with both ends attached and the agent Connected.
+struct Live {
+    id: String,
+    client: Socket,
+    data: Socket,
+}
+
+async fn live_session(t: &TestEmu, addr: SocketAddr, agent: &mut Agent, body: Value) -> Live {
+    let started = start(t, body).await;
+    let id = id_of(&started);
+    agent.interactive_shell().await;
+    let client = open_client(addr, &id, started["TokenValue"].as_str().unwrap()).await;
+    let mut data = agent.open_data(t, addr, &id).await;
+    data.send(Ws::Binary(session_state(&id, "Connected").into()))
+        .await
+        .unwrap();
+    wait_status(t, &id, SessionStatus::Connected).await;
+    Live { id, client, data }
+}
+
+/// Keystrokes with sequence number `seq`.
+fn keys(seq: i64) -> Vec<u8> {
+    frame(
+        MessageType::InputStreamData,
+        seq,
+        Flags::NONE,
+        PayloadType::Output,
+        b"x",
+    )
+}
+
+/// The client sends `f` and the agent receives it: the emulator has read it.
+async fn client_to_agent(live: &mut Live, f: Vec<u8>) {
+    live.client
+        .send(Ws::Binary(f.clone().into()))
+        .await
+        .unwrap();
+    assert_eq!(next_frame(&mut live.data).await.unwrap(), f);
+}
+
+/// Checks that session `id` ended: the client got `channel_closed` with `output` and its
+/// socket closed, the agent got `channel_closed` on its control channel, the data socket
+/// closed, and the status is Terminated.
+async fn ended_for_both_ends(t: &TestEmu, agent: &mut Agent, live: &mut Live, output: &str) {
+    let closed = channel_closed(&next_frame(&mut live.client).await.unwrap());
+    assert_eq!(
+        (closed.session_id.as_str(), closed.output.as_str()),
+        (live.id.as_str(), output)
+    );
+    assert!(next_frame(&mut live.client).await.is_none());
+    let to_agent = agent.control_frame().await;
+    assert_eq!(to_agent.message_type, MessageType::ChannelClosed);
+    let to_agent: ChannelClosed = serde_json::from_slice(&to_agent.payload).unwrap();
+    assert_eq!(to_agent.session_id, live.id);
+    assert!(next_frame(&mut live.data).await.is_none());
+    assert_eq!(
+        t.emu.session_status(&live.id),
+        Some(SessionStatus::Terminated)
+    );
+}
+
+#[tokio::test]
+async fn preferences_saved_with_update_document_reach_the_agent_and_describe_sessions() {
+    let t = TestEmu::new();
+    let addr = serve(&t).await;
+    let mut agent = Agent::connect(&t, addr, A).await;
+    set_preferences(
+        &t,
+        json!({"s3BucketName": "audit-bucket", "s3KeyPrefix": "sessions/",
+            "s3EncryptionEnabled": false, "cloudWatchLogGroupName": "/ssm/sessions",
+            "cloudWatchStreamingEnabled": true, "cloudWatchEncryptionEnabled": false,
+            "idleSessionTimeout": "5", "maxSessionDuration": "90", "kmsKeyId": "",
+            "runAsEnabled": true, "runAsDefaultUser": "nobody",
+            "shellProfile": {"windows": "", "linux": "cd /tmp"}}),
+    )
+    .await;
+    let want = json!({"s3BucketName": "audit-bucket", "s3KeyPrefix": "sessions/",
+        "s3EncryptionEnabled": false, "cloudWatchLogGroupName": "/ssm/sessions",
+        "cloudWatchStreamingEnabled": true, "cloudWatchEncryptionEnabled": false,
+        "kmsKeyId": "", "runAsEnabled": true, "runAsDefaultUser": "nobody",
+        "shellProfile": {"windows": "", "linux": "cd /tmp"}});
+
+    // The shell gets them, with the ten keys of the recorded traces in their order and nothing
+    // the agent does not read.
+    let shell = start(&t, json!({"Target": A})).await;
+    let (payload, task) = agent.interactive_shell().await;
+    assert_eq!(task["DocumentContent"]["inputs"], want);
+    let text = &payload.content;
+    let at = |k: &str| text.find(&format!("\"{k}\":")).unwrap();
+    let order = [
+        "s3BucketName",
+        "s3KeyPrefix",
+        "s3EncryptionEnabled",
+        "cloudWatchLogGroupName",
+        "cloudWatchStreamingEnabled",
+        "cloudWatchEncryptionEnabled",
+        "kmsKeyId",
+        "runAsEnabled",
+        "runAsDefaultUser",
+        "shellProfile",
+    ];
+    assert!(order.windows(2).all(|w| at(w[0]) < at(w[1])), "{text}");
+    assert!(
+        !text.contains("idleSessionTimeout") && !text.contains("maxSessionDuration"),
+        "{text}"
+    );
+    // A port session carries the account's preferences too (agent-port.jsonl).
+    start(
+        &t,
+        json!({"Target": A, "DocumentName": "AWS-StartPortForwardingSession",
+               "Parameters": {"portNumber": ["8080"]}}),
+    )
+    .await;
+    let (_, task) = agent.interactive_shell().await;
+    assert_eq!(task["DocumentContent"]["sessionType"], "Port");
+    assert_eq!(task["DocumentContent"]["inputs"], want);
+
+    let id = id_of(&shell);
+    let active = describe(&t, json!({"State": "Active"})).await;
+    assert_eq!(active.len(), 2);
+    assert!(active.iter().all(|s| s["MaxSessionDuration"] == "90"));
+    let item = active
+        .iter()
+        .find(|s| s["SessionId"] == id.as_str())
+        .unwrap();
+    assert_eq!(
+        item["OutputUrl"],
+        json!({"S3OutputUrl": format!("http://localhost/_emulator/s3/audit-bucket/sessions/{id}.log"),
+               "CloudWatchOutputUrl": format!("http://localhost/_emulator/cloudwatch/%2Fssm%2Fsessions/{id}")})
+    );
+    let record = get_json(&t, &format!("/_emulator/sessions/{id}")).await;
+    assert_eq!(
+        (&record["idleSessionTimeout"], &record["maxSessionDuration"]),
+        (&json!("5"), &json!("90"))
+    );
+
+    // A Standard_Stream document of the account's is a session-level preferences document.
+    let own = json!({"schemaVersion": "1.0", "description": "Mine", "sessionType": "Standard_Stream",
+        "inputs": {"idleSessionTimeout": "3", "runAsEnabled": false}});
+    t.call(
+        "CreateDocument",
+        json!({"Name": "My-Shell", "Content": own.to_string(), "DocumentType": "Session"}),
+    )
+    .await
+    .ok();
+    let mine = start(&t, json!({"Target": A, "DocumentName": "My-Shell"})).await;
+    let (_, task) = agent.interactive_shell().await;
+    assert_eq!(task["DocumentContent"]["inputs"]["runAsEnabled"], false);
+    assert_eq!(task["DocumentContent"]["inputs"]["s3BucketName"], "");
+    let record = get_json(&t, &format!("/_emulator/sessions/{}", id_of(&mine))).await;
+    assert_eq!(record["idleSessionTimeout"], "3");
+    assert_eq!(record["maxSessionDuration"], Value::Null);
+
+    // Preferences the service would not accept stop new sessions, with a message saying why.
+    set_preferences(&t, json!({"idleSessionTimeout": "90"})).await;
+    let message = t
+        .call("StartSession", json!({"Target": A}))
+        .await
+        .client_error("InvalidDocument");
+    assert!(message.contains("idleSessionTimeout"), "{message}");
+
+    // Without the document (an account that never saved preferences): the defaults.
+    t.call(
+        "DeleteDocument",
+        json!({"Name": "SSM-SessionManagerRunShell"}),
+    )
+    .await
+    .ok();
+    let plain = start(&t, json!({"Target": A})).await;
+    let (_, task) = agent.interactive_shell().await;
+    assert_eq!(task["DocumentName"], "SSM-SessionManagerRunShell");
+    assert_eq!(task["DocumentContent"]["inputs"]["runAsEnabled"], false);
+    assert_eq!(task["DocumentContent"]["inputs"]["s3BucketName"], "");
+    let active = describe(&t, json!({"State": "Active"})).await;
+    let item = active
+        .iter()
+        .find(|s| s["SessionId"] == plain["SessionId"])
+        .unwrap();
+    assert_eq!(item["OutputUrl"], json!({}));
+    assert!(item.get("MaxSessionDuration").is_none(), "{item}");
+}
+
+#[tokio::test]
+async fn a_session_without_data_for_the_idle_timeout_ends_for_both_ends() {
+    let t = TestEmu::new();
+    let addr = serve(&t).await;
+    let mut agent = Agent::connect(&t, addr, A).await;
+    set_preferences(&t, json!({"idleSessionTimeout": "1"})).await;
+    let mut live = live_session(&t, addr, &mut agent, json!({"Target": A})).await;
+
+    // Keystrokes 30 s in are activity.
+    t.clock.advance(Duration::from_secs(30));
+    client_to_agent(&mut live, keys(0)).await;
+    // Acknowledgements and resent keystrokes are not.
+    t.clock.advance(Duration::from_secs(50));
+    let ack = frame(MessageType::Acknowledge, 0, Flags::ACK, PayloadType::Undefined,
+        br#"{"AcknowledgedMessageType":"output_stream_data","AcknowledgedMessageId":"x","AcknowledgedMessageSequenceNumber":0,"IsSequentialMessage":true}"#);
+    client_to_agent(&mut live, ack).await;
+    client_to_agent(&mut live, keys(0)).await;
+    t.emu.sweep_sessions();
+    assert_eq!(
+        t.emu.session_status(&live.id),
+        Some(SessionStatus::Connected),
+        "50 s without data"
+    );
+
+    t.clock.advance(Duration::from_secs(10));
+    t.emu.sweep_sessions();
+    ended_for_both_ends(
+        &t,
+        &mut agent,
+        &mut live,
+        "Your session timed out due to inactivity and has been terminated.",
+    )
+    .await;
+    let record = get_json(&t, &format!("/_emulator/sessions/{}", live.id)).await;
+    assert_eq!(record["status"], "Terminated");
+    assert_eq!(record["endReason"], "IdleSessionTimeout");
+    assert_eq!(record["lastActivity"], "2023-11-14T22:13:50Z");
+    assert_eq!(record["endDate"], "2023-11-14T22:14:50Z");
+    let history = describe(&t, json!({"State": "History"})).await;
+    assert_eq!(history[0]["Status"], "Terminated");
+}
+
+#[tokio::test]
+async fn a_session_reaching_its_maximum_duration_ends_however_busy() {
+    let t = TestEmu::new();
+    let addr = serve(&t).await;
+    let mut agent = Agent::connect(&t, addr, A).await;
+    set_preferences(
+        &t,
+        json!({"idleSessionTimeout": "1", "maxSessionDuration": "2"}),
+    )
+    .await;
+    let mut live = live_session(&t, addr, &mut agent, json!({"Target": A})).await;
+
+    for seq in 0..2 {
+        t.clock.advance(Duration::from_secs(40));
+        client_to_agent(&mut live, keys(seq)).await;
+        t.emu.sweep_sessions();
+        assert_eq!(
+            t.emu.session_status(&live.id),
+            Some(SessionStatus::Connected)
+        );
+    }
+    t.clock.advance(Duration::from_secs(40));
+    t.emu.sweep_sessions();
+    ended_for_both_ends(
+        &t,
+        &mut agent,
+        &mut live,
+        ssm_emulator::sessions::MAX_DURATION_OUTPUT,
+    )
+    .await;
+    assert_eq!(
+        t.emu.session_end_reason(&live.id),
+        Some(ssm_emulator::sessions::EndReason::MaxSessionDuration)
+    );
+}
+
+#[tokio::test]
+async fn a_disconnected_session_ends_after_the_idle_timeout() {
+    let t = TestEmu::new();
+    let addr = serve(&t).await;
+    let mut agent = Agent::connect(&t, addr, A).await;
+    let live = live_session(&t, addr, &mut agent, json!({"Target": A})).await;
+    let (id, mut data) = (live.id, live.data);
+    drop(live.client);
+    wait_status(&t, &id, SessionStatus::Disconnected).await;
+
+    // New output 10 minutes in is activity, even with nobody to read it.
+    t.clock.advance(Duration::from_secs(600));
+    let out = frame(
+        MessageType::OutputStreamData,
+        0,
+        Flags::SYN,
+        PayloadType::Output,
+        b"done\r\n",
+    );
+    data.send(Ws::Binary(out.into())).await.unwrap();
+    tokio::time::timeout(HANG, async {
+        while t.emu.session_relay_stats(&id).unwrap().agent_frames == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await
+    .expect("the output reaches the relay");
+    t.clock.advance(Duration::from_secs(19 * 60));
+    t.emu.sweep_sessions();
+    assert_eq!(t.emu.session_status(&id), Some(SessionStatus::Disconnected));
+
+    t.clock.advance(Duration::from_secs(60));
+    t.emu.sweep_sessions();
+    assert_eq!(t.emu.session_status(&id), Some(SessionStatus::Terminated));
+    let to_agent = agent.control_frame().await;
+    assert_eq!(to_agent.message_type, MessageType::ChannelClosed);
+    assert!(next_frame(&mut data).await.is_none());
+    t.call("ResumeSession", json!({"SessionId": id}))
+        .await
+        .client_error("DoesNotExistException");
+}
+
+#[tokio::test]
+async fn the_clock_route_moves_time_and_the_sweeper_expires_sessions() {
+    let t = TestEmu::new();
+    let addr = serve(&t).await;
+    let mut agent = Agent::connect(&t, addr, A).await;
+    let clock = get_json(&t, "/_emulator/clock").await;
+    assert_eq!(
+        clock,
+        json!({"now": "2023-11-14T22:13:20Z", "epochSeconds": 1_700_000_000.0, "offsetSeconds": 0})
+    );
+
+    // Started and never joined by a client: idle from its start (20 minutes by default).
+    let id = id_of(&start(&t, json!({"Target": A})).await);
+    agent.interactive_shell().await;
+    let (status, body) = post(&t, "/_emulator/clock", r#"{"advanceSeconds": 1199}"#).await;
+    assert_eq!(status, 200, "{body}");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["expiredSessions"], json!([]));
+    assert_eq!(body["offsetSeconds"], 1199);
+    let (_, body) = post(&t, "/_emulator/clock", r#"{"advanceSeconds": 1}"#).await;
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["expiredSessions"], json!([id]));
+    assert_eq!(body["now"], "2023-11-14T22:33:20Z");
+    assert_eq!(t.emu.session_status(&id), Some(SessionStatus::Terminated));
+    assert_eq!(
+        agent.control_frame().await.message_type,
+        MessageType::ChannelClosed
+    );
+    // StartDate/EndDate of the History are on the moved clock.
+    let history = describe(&t, json!({"State": "History"})).await;
+    assert_eq!(history[0]["EndDate"], 1_700_001_200.0);
+
+    for bad in [
+        r#"{"advanceSeconds": -5}"#,
+        r#"{"advanceSeconds": "60"}"#,
+        r#"{"seconds": 60}"#,
+        "nope",
+    ] {
+        let (status, body) = post(&t, "/_emulator/clock", bad).await;
+        assert_eq!(status, 400, "{bad}");
+        let body: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["__type"], "ValidationException", "{bad}");
+        assert!(
+            body["message"].as_str().unwrap().contains("advanceSeconds"),
+            "{body}"
+        );
+    }
+
+    // The sweeper notices a moved clock by itself (bounded wait; it ticks every second).
+    let id = id_of(&start(&t, json!({"Target": A})).await);
+    agent.interactive_shell().await;
+    t.clock.advance(Duration::from_secs(20 * 60));
+    wait_status(&t, &id, SessionStatus::Terminated).await;
+    assert_eq!(
+        t.emu.session_end_reason(&id),
+        Some(ssm_emulator::sessions::EndReason::IdleSessionTimeout)
+    );
+}
+
+#[tokio::test]
+async fn the_audit_record_and_output_urls_serve_what_happened() {
+    let t = TestEmu::new();
+    let addr = serve(&t).await;
+    let mut agent = Agent::connect(&t, addr, A).await;
+    set_preferences(
+        &t,
+        json!({"s3BucketName": "audit-bucket", "s3KeyPrefix": "team/a",
+               "cloudWatchLogGroupName": "/ssm/sessions"}),
+    )
+    .await;
+    let mut live = live_session(
+        &t,
+        addr,
+        &mut agent,
+        json!({"Target": A, "Reason": "audit"}),
+    )
+    .await;
+    let id = live.id.clone();
+    let out = frame(
+        MessageType::OutputStreamData,
+        0,
+        Flags::SYN,
+        PayloadType::Output,
+        b"$ whoami\r\nnobody\r\n",
+    );
+    live.data.send(Ws::Binary(out.into())).await.unwrap();
+    next_frame(&mut live.client).await.unwrap();
+    t.clock.advance(Duration::from_secs(5));
+    t.call("TerminateSession", json!({"SessionId": id}))
+        .await
+        .ok();
+
+    let record = get_json(&t, &format!("/_emulator/sessions/{id}")).await;
+    let s3 = format!("http://localhost/_emulator/s3/audit-bucket/team/a/{id}.log");
+    let cw = format!("http://localhost/_emulator/cloudwatch/%2Fssm%2Fsessions/{id}");
+    assert_eq!(
+        record,
+        json!({"sessionId": id, "owner": "arn:aws:iam::123456789012:user/emulator",
+            "target": A, "documentName": "SSM-SessionManagerRunShell", "reason": "audit",
+            "status": "Terminated", "startDate": "2023-11-14T22:13:20Z",
+            "endDate": "2023-11-14T22:13:25Z", "endReason": "TerminateSession",
+            "lastActivity": "2023-11-14T22:13:20Z", "idleSessionTimeout": "20",
+            "maxSessionDuration": null,
+            "transcriptUrl": format!("http://localhost/_emulator/sessions/{id}/transcript"),
+            "outputUrl": {"S3OutputUrl": s3, "CloudWatchOutputUrl": cw}})
+    );
+    let history = describe(&t, json!({"State": "History"})).await;
+    assert_eq!(history[0]["OutputUrl"], record["outputUrl"]);
+    for url in [&s3, &cw] {
+        let path = url.strip_prefix("http://localhost").unwrap();
+        assert_eq!(
+            get(&t, path).await,
+            (200, b"$ whoami\r\nnobody\r\n".to_vec()),
+            "{path}"
+        );
+    }
+    for path in [
+        "/_emulator/s3/audit-bucket/team/a/emulator-00000000000000000.log".to_owned(),
+        format!("/_emulator/s3/other-bucket/team/a/{id}.log"),
+        format!("/_emulator/cloudwatch/other/{id}"),
+        "/_emulator/sessions/emulator-00000000000000000".to_owned(),
+    ] {
+        let (status, body) = get(&t, &path).await;
+        assert_eq!(status, 404, "{path}");
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert!(body["message"].is_string(), "{body}");
+    }
+}

@@ -2,8 +2,8 @@
 //!
 //! Their bodies are the public copies of the real ones (spec §7.1, §9.1, §9.2), kept as JSON
 //! files beside this module and parsed once, on first use, by the same code as CreateDocument.
-//! `SSM-SessionManagerRunShell` carries the defaults of an account that never changed its
-//! Session Manager preferences: no S3 or CloudWatch logging, no KMS, no run-as.
+//! `builtin/SSM-SessionManagerRunShell.json` is not one of them: it is the account-owned
+//! preferences document every region starts with (`super::preferences`).
 
 use std::sync::LazyLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -12,16 +12,11 @@ use super::content::{self, DocumentFormat, DocumentType};
 use super::{Document, Owner, Version, sha256_hex};
 
 /// Name, type and body of each built-in document.
-const SOURCES: [(&str, DocumentType, &str); 7] = [
+const SOURCES: [(&str, DocumentType, &str); 6] = [
     (
         "AWS-RunShellScript",
         DocumentType::Command,
         include_str!("builtin/AWS-RunShellScript.json"),
-    ),
-    (
-        "SSM-SessionManagerRunShell",
-        DocumentType::Session,
-        include_str!("builtin/SSM-SessionManagerRunShell.json"),
     ),
     (
         "AWS-StartSSHSession",
@@ -53,7 +48,7 @@ const SOURCES: [(&str, DocumentType, &str); 7] = [
 /// When the built-ins were "created": a fixed instant (2017-08-30T21:33:44Z, the real
 /// AWS-RunShellScript's CreatedDate), so that responses do not depend on when the emulator
 /// started.
-const CREATED_EPOCH_SECS: u64 = 1_504_128_824;
+pub(super) const CREATED_EPOCH_SECS: u64 = 1_504_128_824;
 
 static BUILTINS: LazyLock<Vec<Document>> = LazyLock::new(|| {
     let created = UNIX_EPOCH + Duration::from_secs(CREATED_EPOCH_SECS);

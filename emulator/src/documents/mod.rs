@@ -7,6 +7,9 @@
 //! - `content`: parsing and checking a document body (type, schema version, parameters,
 //!   plugins), shared by the built-ins and CreateDocument/UpdateDocument.
 //! - `pattern`: the small regular-expression matcher for `allowedPattern`.
+//! - `preferences`: Session Manager preferences, read from the account's
+//!   `SSM-SessionManagerRunShell` (which every region starts with) or a session's own
+//!   Standard_Stream document.
 //! - `resolve`: [`resolve`] and [`ResolvedDocument`].
 //!
 //! Architecture invariant: nothing here knows HTTP. Errors are [`ApiError`]s because the real
@@ -19,6 +22,7 @@ mod content;
 // parts of it may be unused.
 #[allow(dead_code)]
 mod pattern;
+pub(crate) mod preferences;
 #[allow(dead_code)]
 mod resolve;
 
@@ -141,10 +145,21 @@ pub(crate) fn no_such_document(name: &str) -> ApiError {
 
 /// The account's own documents in one region. The AWS-owned ones live in `builtin` and are the
 /// same everywhere.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct DocumentStore {
     /// By name, so that listing order (and pagination) is stable.
     custom: BTreeMap<String, Document>,
+}
+
+impl Default for DocumentStore {
+    /// A region's documents before anyone changed them: the account's Session Manager
+    /// preferences with the defaults (see `preferences`).
+    fn default() -> DocumentStore {
+        let seeded = preferences::seed();
+        DocumentStore {
+            custom: BTreeMap::from([(seeded.name.clone(), seeded)]),
+        }
+    }
 }
 
 impl DocumentStore {

@@ -240,7 +240,12 @@ where
                 return;
             }
             Next::Disconnect(code, reason) => {
-                tracing::info!(code, reason, end = end.as_str(), "fault: closing the socket");
+                tracing::info!(
+                    code,
+                    reason,
+                    end = end.as_str(),
+                    "fault: closing the socket"
+                );
                 let close = CloseFrame {
                     code,
                     reason: reason.into(),
@@ -262,12 +267,13 @@ where
 }
 
 /// Reads `end`'s socket until it goes away, handing every data frame to the relay (and
-/// consuming the agent's `agent_session_state`).
+/// consuming the agent's `agent_session_state`), and recording the session's data activity.
 async fn read_loop<S, E>(emu: &Emulator, relay: &Relay, session_id: &str, end: End, stream: &mut S)
 where
     S: Stream<Item = Result<WsMessage, E>> + Unpin,
     E: fmt::Display,
 {
+    let activity = emu.with_state(|s| s.sessions.get(session_id).map(|s| s.activity.clone()));
     loop {
         let (bytes, opcode) = match stream.next().await {
             Some(Ok(WsMessage::Binary(bytes))) => (bytes.to_vec(), Opcode::Binary),
@@ -290,6 +296,9 @@ where
                 Err(e) => tracing::warn!(session_id, error = %e, "malformed agent_session_state"),
             }
             continue;
+        }
+        if let Some(activity) = &activity {
+            activity.record(end, &bytes, || emu.now());
         }
         relay.forward(end, bytes, opcode);
     }

@@ -6,6 +6,10 @@
 //!   client token; TerminateSession and `agent_task_complete` end it ([`State::end_session`]).
 //! - `channel`: `POST /v1/data-channel/{id}` (CreateDataChannel, the agent's token) and the
 //!   websocket both ends dial on the same path; `relay`: what happens to their frames.
+//! - `expiry`: the preferences `idleSessionTimeout` and `maxSessionDuration` (each session
+//!   keeps the [`Preferences`] it started with), the sweeper that ends sessions past them.
+//! - `audit`: a session's audit record and where its transcript is served (`OutputUrl`);
+//!   `admin`: the `/_emulator` routes for them and for the clock.
 //! - Tokens are single-use: each StartSession/ResumeSession token admits one client
 //!   connection, each CreateDataChannel token one agent connection. A newer connection of an
 //!   end replaces the older one.
@@ -13,9 +17,13 @@
 //! Status: `Connecting` at start; `Connected` when the agent reports `agent_session_state`
 //! Connected; `Terminating` when it reports Terminating; `Disconnected` when the client's
 //! socket goes away without TerminateSession (until the client re-attaches); `Terminated`
-//! after TerminateSession or a successful `agent_task_complete`; `Failed` after a failed one.
+//! after TerminateSession, a successful `agent_task_complete` or expiry; `Failed` after a
+//! failed `agent_task_complete`. [`EndReason`] records which.
 
+mod admin;
+mod audit;
 mod channel;
+mod expiry;
 mod relay;
 
 use std::collections::{HashMap, VecDeque};
@@ -25,17 +33,28 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use ssm_protocol::payload::{self, AgentTaskComplete, ChannelClosed, ResultStatus, SessionState};
 use ssm_protocol::{Message, MessageType};
 
+use crate::documents::preferences::Preferences;
 use crate::model::{Emulator, Scope, State};
 
-pub(crate) use channel::router;
+pub use admin::MAX_CLOCK_ADVANCE_SECONDS;
+pub(crate) use audit::OutputUrls;
+pub(crate) use expiry::Activity;
+pub use expiry::{EXPIRY_TICK, IDLE_TIMEOUT_OUTPUT, MAX_DURATION_OUTPUT};
+pub(crate) use relay::Relay;
 pub use relay::{
     ACK_HOLD, Direction, End, Opcode, PassThrough, RELAY_QUEUE_FRAMES, RelayEffect, RelayHook,
     RelayStats, RelayedFrame, TRANSCRIPT_LIMIT,
 };
-pub(crate) use relay::Relay;
 
 /// Unused client (or agent) tokens kept per session; older ones stop working.
 const TOKENS_PER_END: usize = 8;
+
+/// The session service's routes (data channel, transcript, `/_emulator` audit and clock);
+/// starts the expiry sweeper.
+pub(crate) fn router(emu: Emulator) -> axum::Router {
+    expiry::ensure_sweeper(&emu);
+    channel::router(emu.clone()).merge(admin::router(emu))
+}
 
 /// A session's status, as DescribeSessions shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +92,52 @@ impl SessionStatus {
     }
 }
 
+/// Why a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    /// The agent reported `agent_task_complete` with success (the shell exited, or the agent
+    /// finished after TerminateSession came to it another way).
+    AgentTaskComplete,
+    /// The agent reported `agent_task_complete` with a failure.
+    AgentTaskFailed,
+    /// TerminateSession.
+    TerminateSession,
+    /// No data for `idleSessionTimeout`.
+    IdleSessionTimeout,
+    /// `maxSessionDuration` after the start.
+    MaxSessionDuration,
+}
+
+impl EndReason {
+    /// The name in the audit record.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::AgentTaskComplete => "AgentTaskComplete",
+            EndReason::AgentTaskFailed => "AgentTaskFailed",
+            EndReason::TerminateSession => "TerminateSession",
+            EndReason::IdleSessionTimeout => "IdleSessionTimeout",
+            EndReason::MaxSessionDuration => "MaxSessionDuration",
+        }
+    }
+
+    /// The status it leaves the session in.
+    fn status(self) -> SessionStatus {
+        match self {
+            EndReason::AgentTaskFailed => SessionStatus::Failed,
+            _ => SessionStatus::Terminated,
+        }
+    }
+
+    /// Whether the agent must be told (`channel_closed` on its control channel): not when it
+    /// is the one that reported the end.
+    fn tells_agent(self) -> bool {
+        !matches!(
+            self,
+            EndReason::AgentTaskComplete | EndReason::AgentTaskFailed
+        )
+    }
+}
+
 /// One session.
 #[derive(Debug)]
 pub(crate) struct Session {
@@ -95,6 +160,12 @@ pub(crate) struct Session {
     client_tokens: VecDeque<String>,
     agent_tokens: VecDeque<String>,
     pub(crate) relay: Arc<Relay>,
+    /// The Session Manager preferences it started with (later changes do not reach it).
+    pub(crate) preferences: Preferences,
+    /// When it last carried data; the data-channel readers update it.
+    pub(crate) activity: Arc<Activity>,
+    /// Why it ended, once it has (none for sessions ended otherwise, e.g. by a reset).
+    pub(crate) end_reason: Option<EndReason>,
 }
 
 impl Session {
@@ -134,6 +205,8 @@ pub(crate) struct Registry {
     next_serial: u64,
     /// The hook new sessions start with (none: [`PassThrough`]).
     default_hook: Option<Arc<dyn RelayHook>>,
+    /// Whether the expiry sweeper runs (see `expiry::ensure_sweeper`).
+    sweeper_started: bool,
 }
 
 impl std::fmt::Debug for Registry {
@@ -154,6 +227,7 @@ pub(crate) struct NewSession {
     pub(crate) reason: Option<String>,
     pub(crate) start: SystemTime,
     pub(crate) stream_url: String,
+    pub(crate) preferences: Preferences,
 }
 
 impl Registry {
@@ -180,6 +254,9 @@ impl Registry {
             agent_reported: false,
             client_tokens: VecDeque::new(),
             agent_tokens: VecDeque::new(),
+            preferences: new.preferences,
+            activity: Arc::new(Activity::new(new.start)),
+            end_reason: None,
         };
         self.sessions.entry(new.id).or_insert(session)
     }
@@ -190,6 +267,11 @@ impl Registry {
 
     pub(crate) fn get_mut(&mut self, id: &str) -> Option<&mut Session> {
         self.sessions.get_mut(id)
+    }
+
+    /// Every session, in no particular order.
+    pub(crate) fn all(&self) -> impl Iterator<Item = &Session> {
+        self.sessions.values()
     }
 
     /// The sessions of `scope`, newest first.
@@ -263,6 +345,25 @@ impl State {
         tracing::info!(session_id = id, status = status.as_str(), "session ended");
         true
     }
+
+    /// Ends live session `id` for `reason` (see [`State::end_session`]), with `output` in the
+    /// client's `channel_closed`, and records the reason. Returns whether it was live.
+    pub(crate) fn end_session_for(
+        &mut self,
+        id: &str,
+        now: SystemTime,
+        reason: EndReason,
+        output: &str,
+    ) -> bool {
+        let live = self.sessions.get(id).is_some_and(|s| !s.status.is_final());
+        if live {
+            self.end_session(id, now, reason.status(), output, reason.tells_agent());
+            if let Some(session) = self.sessions.get_mut(id) {
+                session.end_reason = Some(reason);
+            }
+        }
+        live
+    }
 }
 
 /// CreatedDate of the frames we write: epoch milliseconds, never 0.
@@ -286,13 +387,13 @@ pub(crate) fn on_task_complete(emu: &Emulator, instance_id: &str, complete: &Age
         if !ours {
             return;
         }
-        let (status, output) = match complete.final_task_status {
+        let (reason, output) = match complete.final_task_status {
             ResultStatus::Failed | ResultStatus::TimedOut => {
-                (SessionStatus::Failed, complete.output.as_str())
+                (EndReason::AgentTaskFailed, complete.output.as_str())
             }
-            _ => (SessionStatus::Terminated, ""),
+            _ => (EndReason::AgentTaskComplete, ""),
         };
-        state.end_session(&complete.task_id, now, status, output, false);
+        state.end_session_for(&complete.task_id, now, reason, output);
     });
 }
 
@@ -367,6 +468,11 @@ impl Emulator {
     /// The status of session `id`.
     pub fn session_status(&self, id: &str) -> Option<SessionStatus> {
         self.with_state(|s| s.sessions.get(id).map(|s| s.status))
+    }
+
+    /// Why session `id` ended (`None` while it lives, or if there is no such session).
+    pub fn session_end_reason(&self, id: &str) -> Option<EndReason> {
+        self.with_state(|s| s.sessions.get(id).and_then(|s| s.end_reason))
     }
 
     /// Puts `hook` in the relay of session `id`; false if there is no such session.

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Caller;
 use super::command_shapes::parse_iso8601;
-use super::session_shapes::{SessionShape, owner_arn};
+use super::session_shapes::{SessionShape, http_base, owner_arn};
 use crate::api::error::ApiError;
 use crate::api::pagination;
 use crate::api::validate::{self, Violations};
@@ -168,6 +168,7 @@ impl Request {
             Some(token) => Some(pagination::decode(token, &fingerprint)?),
             None => None,
         };
+        let base = http_base(caller);
         emu.with_state(|state| {
             let matching: Vec<(String, SessionShape)> = state
                 .sessions
@@ -175,7 +176,12 @@ impl Request {
                 .into_iter()
                 .filter(|s| s.status.is_final() == history)
                 .filter(|s| criteria.iter().all(|c| c.matches(s)))
-                .map(|s| (format!("{:016x}", u64::MAX - s.serial), SessionShape::of(s)))
+                .map(|s| {
+                    (
+                        format!("{:016x}", u64::MAX - s.serial),
+                        SessionShape::of(s, &base),
+                    )
+                })
                 .collect();
             let (page, next_token) =
                 pagination::page(matching, |(k, _)| k, after.as_deref(), size, &fingerprint);

@@ -1,5 +1,6 @@
 //! What the session operations share: the caller's name and ARN, the StreamUrl, the
-//! SessionId check and the `DescribeSessions` item.
+//! SessionId check and the `DescribeSessions` item (with `MaxSessionDuration` and `OutputUrl`
+//! from the session's preferences, see `sessions::audit`).
 
 use serde::Serialize;
 
@@ -7,7 +8,8 @@ use super::Caller;
 use crate::api::validate::Violations;
 use crate::clock::epoch_seconds;
 use crate::model::Scope;
-use crate::sessions::Session;
+use crate::sessions::{OutputUrls, Session};
+use crate::tls::Scheme;
 
 /// Who the caller is, as a session id prefix: the SigV4 access key id, or `emulator` for
 /// unsigned requests.
@@ -41,6 +43,18 @@ pub(crate) fn stream_url(caller: &Caller, session_id: &str) -> String {
     )
 }
 
+/// `http(s)://<Host>` as the caller reached the emulator, for the `OutputUrl`s.
+pub(crate) fn http_base(caller: &Caller) -> String {
+    let scheme = match caller.scheme {
+        Scheme::Http => "http",
+        Scheme::Https => "https",
+    };
+    format!(
+        "{scheme}://{}",
+        caller.host.as_deref().unwrap_or("localhost")
+    )
+}
+
 /// `SessionId`: 1–96 characters.
 pub(crate) fn check_session_id(v: &mut Violations, id: &Option<String>) {
     if let Some(id) = v.required("sessionId", id) {
@@ -62,11 +76,18 @@ pub(crate) struct SessionShape {
     owner: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<String>,
+    /// Always present, `{}` without logging preferences (the AWS CLI's describe-sessions
+    /// example shows `"OutputUrl": {}`).
+    output_url: OutputUrls,
+    /// Minutes, when the session's preferences set `maxSessionDuration`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_session_duration: Option<String>,
     access_type: &'static str,
 }
 
 impl SessionShape {
-    pub(crate) fn of(session: &Session) -> SessionShape {
+    /// The item for `session`, its `OutputUrl`s under `base` (see [`http_base`]).
+    pub(crate) fn of(session: &Session, base: &str) -> SessionShape {
         SessionShape {
             session_id: session.id.clone(),
             target: session.target.clone(),
@@ -76,6 +97,11 @@ impl SessionShape {
             document_name: session.document_name.clone(),
             owner: session.owner.clone(),
             reason: session.reason.clone(),
+            output_url: session.output_urls(base),
+            max_session_duration: session
+                .preferences
+                .max_session_duration_minutes
+                .map(|minutes| minutes.to_string()),
             access_type: "Standard",
         }
     }

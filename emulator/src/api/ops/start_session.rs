@@ -1,10 +1,16 @@
 //! `StartSession`: starts a session on a node (spec §10, §9.1). The session is recorded
 //! `Connecting` with a client token, and `interactive_shell` goes to the node's agent on its
-//! control channel with the resolved document (String parameters as JSON strings).
+//! control channel with the resolved document (String parameters as JSON strings) whose
+//! `inputs` are the session's Session Manager preferences (`documents::preferences`: the
+//! account's `SSM-SessionManagerRunShell`, or a Standard_Stream document's own). The session
+//! keeps those preferences (idle timeout, maximum duration, logging) for its whole life.
+//! Without a DocumentName, or with `SSM-SessionManagerRunShell` after the account deleted it,
+//! the session runs the default preferences document.
 //!
 //! Errors: `ValidationException` (model constraints), `TargetNotConnected` (an unknown node,
 //! or one whose agent has no control channel), `InvalidDocument` (unknown, or not a Session
-//! document), `InvalidParameters` (from document resolution).
+//! document, or its preferences are not valid), `InvalidParameters` (from document
+//! resolution).
 
 use std::collections::BTreeMap;
 
@@ -18,12 +24,13 @@ use super::Caller;
 use super::session_shapes::{caller_name, owner_arn, stream_url};
 use crate::api::error::ApiError;
 use crate::api::validate::Violations;
+use crate::documents::preferences::{self, PREFERENCES_DOCUMENT};
 use crate::documents::{self, DocumentType};
 use crate::model::{Emulator, Scope};
 use crate::sessions::{End, NewSession, new_token};
 
 /// The document of a session when the request names none.
-pub(crate) const DEFAULT_DOCUMENT: &str = "SSM-SessionManagerRunShell";
+pub(crate) const DEFAULT_DOCUMENT: &str = PREFERENCES_DOCUMENT;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -109,10 +116,16 @@ impl Request {
                     return Err(not_session(t));
                 }
             }
-            let doc = documents::resolve(region, &name, None, &params)?;
+            let doc = preferences::resolve_session_document(region, &name, &params)?;
             if doc.document_type != DocumentType::Session {
                 return Err(not_session(doc.document_type));
             }
+            let prefs = preferences::for_session(
+                region,
+                &doc.name,
+                doc.session_type.as_deref(),
+                &doc.content,
+            )?;
             if !state.control.is_connected(scope, &target) {
                 return Err(ApiError::TargetNotConnected(format!(
                     "{target} is not connected."
@@ -128,6 +141,7 @@ impl Request {
             if content.properties.is_null() {
                 content.properties = serde_json::Value::Object(serde_json::Map::new());
             }
+            content.inputs = prefs.inputs.clone();
             let task = AgentTaskPayload {
                 document_name: doc.name.clone(),
                 session_id: session_id.clone(),
@@ -158,6 +172,7 @@ impl Request {
                 reason: self.reason,
                 start: now,
                 stream_url: url.clone(),
+                preferences: prefs,
             });
             session.issue(End::Client, token.clone());
             tracing::info!(session_id, target, "StartSession");

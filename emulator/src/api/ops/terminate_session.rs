@@ -1,7 +1,7 @@
 //! `TerminateSession`: ends a session. The agent gets `channel_closed` on its control channel
 //! (it then kills the session and reports `agent_task_complete`), the client gets
 //! `channel_closed` on the data channel, both data sockets close, and the session is
-//! `Terminated`. Idempotent: an ended or unknown session is answered the same way (the model
+//! `Terminated` (end reason `TerminateSession`). Idempotent: an ended or unknown session is answered the same way (the model
 //! has no not-found error for it).
 
 use serde::{Deserialize, Serialize};
@@ -10,7 +10,7 @@ use super::session_shapes::check_session_id;
 use crate::api::error::ApiError;
 use crate::api::validate::Violations;
 use crate::model::{Emulator, Scope};
-use crate::sessions::SessionStatus;
+use crate::sessions::EndReason;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -37,7 +37,7 @@ impl Request {
         emu.with_state(|state| {
             let ours = state.sessions.get(&id).is_some_and(|s| &s.scope == scope);
             if ours {
-                state.end_session(&id, now, SessionStatus::Terminated, "", true);
+                state.end_session_for(&id, now, EndReason::TerminateSession, "");
             }
         });
         Response { session_id: id }
