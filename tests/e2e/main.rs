@@ -21,6 +21,7 @@ mod cli;
 mod run_command_boto3;
 mod run_command_cli;
 mod run_command_sdk;
+mod scenarios;
 mod sdk;
 mod session_bridge;
 mod session_cli;

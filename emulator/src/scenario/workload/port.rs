@@ -14,6 +14,7 @@
 //! `down-intact`, the byte counts received, `exit-code`, `error`.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -95,15 +96,17 @@ pub async fn transfer(ctx: &Context, spec: &PortTransferSpec) -> Result<Transfer
             )
         })?;
 
+    // Bytes received so far at each end, to say where a transfer that never ends stopped.
+    let (up_got, down_got) = (AtomicU64::new(0), AtomicU64::new(0));
     let moved = tokio::time::timeout(spec.wait, async {
         let instance_end = async {
             let (socket, _) = sink.accept().await?;
-            exchange(socket, &down, size).await
+            exchange(socket, &down, size, &up_got).await
         };
         let started = Instant::now();
         let client_end = async {
             let socket = TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], local_port))).await?;
-            exchange(socket, &up, size).await
+            exchange(socket, &up, size, &down_got).await
         };
         let (at_instance, at_client) = tokio::try_join!(instance_end, client_end)?;
         Ok::<_, std::io::Error>((at_instance, at_client, started.elapsed()))
@@ -116,8 +119,11 @@ pub async fn transfer(ctx: &Context, spec: &PortTransferSpec) -> Result<Transfer
         Ok(Err(e)) => return Err(format!("transfer failed: {e}")),
         Err(_) => {
             return Err(format!(
-                "the transfer did not finish within {}",
-                show_duration(spec.wait)
+                "the transfer did not finish within {}: {} of {size} bytes up and {} down \
+                 had arrived",
+                show_duration(spec.wait),
+                up_got.load(Ordering::Relaxed),
+                down_got.load(Ordering::Relaxed)
             ));
         }
     };
@@ -210,9 +216,15 @@ fn intact(transfer: &Transfer) -> bool {
 
 /// Sends `data` and receives `expect` bytes at once on `socket`; the SHA-256 of what came
 /// and how much. Stops receiving early at EOF.
-async fn exchange(socket: TcpStream, data: &[u8], expect: usize) -> std::io::Result<(String, u64)> {
+async fn exchange(
+    socket: TcpStream,
+    data: &[u8],
+    expect: usize,
+    got: &AtomicU64,
+) -> std::io::Result<(String, u64)> {
     let (mut reader, mut writer) = socket.into_split();
-    let (_, received) = tokio::try_join!(send(&mut writer, data), receive(&mut reader, expect))?;
+    let (_, received) =
+        tokio::try_join!(send(&mut writer, data), receive(&mut reader, expect, got))?;
     Ok(received)
 }
 
@@ -224,6 +236,7 @@ async fn send(writer: &mut (impl AsyncWrite + Unpin), data: &[u8]) -> std::io::R
 async fn receive(
     reader: &mut (impl AsyncRead + Unpin),
     expect: usize,
+    got_so_far: &AtomicU64,
 ) -> std::io::Result<(String, u64)> {
     let mut hasher = Sha256::new();
     let mut got = 0usize;
@@ -235,6 +248,7 @@ async fn receive(
         }
         hasher.update(&buf[..n]);
         got += n;
+        got_so_far.store(got as u64, Ordering::Relaxed);
     }
     Ok((hex(&hasher.finalize()), got as u64))
 }
