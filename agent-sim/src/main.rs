@@ -2,6 +2,7 @@
 //!
 //! Run with `cargo run -p ssm-agent-sim -- --help`.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -147,7 +148,11 @@ async fn main() -> ExitCode {
 fn init_tracing() {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| format!("{}=info", env!("CARGO_CRATE_NAME")).into());
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    // Colour only on a terminal: `docker-compose logs` and CI logs get plain text.
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stdout().is_terminal())
+        .init();
 }
 
 async fn run(args: Args) -> Result<(), String> {

@@ -2,6 +2,7 @@
 //!
 //! Run with `cargo run -p ssm-emulator -- --help`.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -148,7 +149,11 @@ async fn main() -> ExitCode {
 fn init_tracing() {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| format!("{}=info", env!("CARGO_CRATE_NAME")).into());
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    // Colour only on a terminal: `docker-compose logs` and CI logs get plain text.
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stdout().is_terminal())
+        .init();
 }
 
 /// Scenario runs print a report on stdout; the emulator inside logs only warnings to stderr
@@ -158,6 +163,7 @@ fn init_tracing_quiet() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }
 
