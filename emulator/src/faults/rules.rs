@@ -126,7 +126,11 @@ impl From<EndSpec> for End {
 /// What a relay rule does. Per-frame actions apply to every watched frame; one-shot actions
 /// fire once per session (see the triggers of [`RelayRule`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase",
+    deny_unknown_fields
+)]
 pub enum RelayAction {
     /// Drop the frame. The sender resends it (§3.3): the plugin every 100 ms once its RTO
     /// passed, the agent once per RTO; a dropped ack is not resent, its frame is.
@@ -424,6 +428,42 @@ mod tests {
 
     fn parse(json: &str) -> FaultRule {
         serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn action_fields_are_camel_case_as_documented() {
+        let rule = parse(r#"{"relay": {"action": {"delay": {"ms": 5, "jitterMs": 20}}}}"#);
+        let FaultRule::Relay(relay) = &rule else {
+            panic!("relay rule expected")
+        };
+        assert_eq!(
+            relay.action,
+            RelayAction::Delay {
+                ms: 5,
+                jitter_ms: 20
+            }
+        );
+        let rule = parse(r#"{"relay": {"action": {"bandwidth": {"bytesPerSecond": 600000}}}}"#);
+        let FaultRule::Relay(relay) = &rule else {
+            panic!("relay rule expected")
+        };
+        assert_eq!(
+            relay.action,
+            RelayAction::Bandwidth {
+                bytes_per_second: 600_000
+            }
+        );
+        assert_eq!(
+            serde_json::to_value(&relay.action).unwrap(),
+            serde_json::json!({"bandwidth": {"bytesPerSecond": 600000}})
+        );
+        // The snake_case spelling the docs never showed is refused, not ignored.
+        assert!(
+            serde_json::from_str::<FaultRule>(
+                r#"{"relay": {"action": {"bandwidth": {"bytes_per_second": 600000}}}}"#
+            )
+            .is_err()
+        );
     }
 
     #[test]
