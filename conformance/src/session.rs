@@ -179,7 +179,9 @@ pub async fn run(args: StartArgs, response: StartSessionResponse) -> ExitStatus 
             }
         }
     };
-    let stream = ReliableStream::new(Config::client(), now, wall_ms, rng.random());
+    // A deliberate deviation from the plugin: duplicates are acked again, so one lost ack
+    // cannot stall the agent's resends for the rest of the session (§3.3; README).
+    let stream = ReliableStream::new(Config::client_re_acking(), now, wall_ms, rng.random());
     let mut session = Session {
         id: response.session_id,
         stream_url: response.stream_url,

@@ -60,6 +60,11 @@ pub struct Config {
     /// Resends of one message after which [`Event::GaveUp`] is raised and the scheduler winds
     /// down (§3.3). `None`: resend forever, as the agent does.
     pub max_resend_attempts: Option<u32>,
+    /// Whether a duplicate (a stream message older than the expected one) is acked again.
+    /// The agent does; the plugin does not (§3.2), which is what makes one lost plugin ack
+    /// stall the agent's front message for good (§3.3 "Lost-acknowledgement race").
+    /// [`Config::client_re_acking`] turns it on for a client that must survive that.
+    pub re_ack_duplicates: bool,
 }
 
 impl Config {
@@ -70,6 +75,22 @@ impl Config {
             outgoing_capacity: CLIENT_BUFFER_CAPACITY,
             incoming_capacity: CLIENT_BUFFER_CAPACITY,
             max_resend_attempts: Some(CLIENT_MAX_RESEND_ATTEMPTS),
+            re_ack_duplicates: false,
+        }
+    }
+
+    /// The plugin's limits, except that duplicates are acked again as the agent acks them.
+    ///
+    /// A deliberate deviation from the plugin, for clients that must not stall: with the
+    /// plugin's rule a single lost client ack leaves the agent resending its front message
+    /// for the rest of the session, and since the agent resends nothing but its front, the
+    /// next lost agent frame is never repaired (§3.3). Acking the resent copy clears the
+    /// front, so the agent moves on to what was really lost. The agent cannot tell the
+    /// difference: it already takes acks for anything it sent (§3.1).
+    pub fn client_re_acking() -> Config {
+        Config {
+            re_ack_duplicates: true,
+            ..Config::client()
         }
     }
 
@@ -80,6 +101,7 @@ impl Config {
             outgoing_capacity: AGENT_BUFFER_CAPACITY,
             incoming_capacity: AGENT_BUFFER_CAPACITY,
             max_resend_attempts: None,
+            re_ack_duplicates: true,
         }
     }
 }
@@ -462,10 +484,11 @@ impl ReliableStream {
         self.incoming.insert(message.sequence_number, message);
     }
 
-    /// seq < expected: the plugin drops it silently, the agent acks it again (§3.2).
+    /// seq < expected: the plugin drops it silently, the agent acks it again (§3.2); a client
+    /// with [`Config::re_ack_duplicates`] acks it again too.
     fn on_duplicate(&mut self, now: Instant, message: &Message) {
         self.stats.duplicates += 1;
-        if self.role().re_acks_duplicates() {
+        if self.config.re_ack_duplicates {
             self.send_ack(now, message);
         }
     }
@@ -686,11 +709,6 @@ impl Role {
                     | PayloadType::HandshakeComplete
                     | PayloadType::EncChallengeRequest
             )
-    }
-
-    /// The agent re-acks duplicates; the plugin drops them silently (§3.2).
-    fn re_acks_duplicates(self) -> bool {
-        self == Role::Agent
     }
 
     /// The agent writes the resend time back to its buffer; the plugin writes it to a copy

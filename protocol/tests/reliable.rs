@@ -1148,6 +1148,60 @@ fn lost_client_ack_then_lost_agent_frame_stalls_forever() {
     assert_eq!(agent.unacked(), 2);
 }
 
+/// The same losses with a client that re-acks duplicates ([`Config::client_re_acking`], the
+/// deliberate deviation `ssm-session` makes): the resent front is acked, the agent moves on to
+/// the frame that was really lost, and everything arrives.
+#[test]
+fn a_re_acking_client_recovers_from_the_lost_ack_race() {
+    let t0 = Instant::now();
+    let mut agent = agent(t0);
+    let mut client = ReliableStream::new(Config::client_re_acking(), t0, WALL, 2);
+    assert_eq!(
+        (client.config().role, client.config().incoming_capacity),
+        (Role::Client, Config::client().incoming_capacity),
+        "a client in every other respect"
+    );
+
+    agent.send(t0, PayloadType::Output, b"zero".to_vec());
+    feed(&mut client, t0 + ms(1.0), &transmits(&mut agent).remove(0));
+    let _lost_ack = transmits(&mut client);
+    agent.send(t0 + ms(5.0), PayloadType::Output, b"one".to_vec());
+    let _lost_frame = transmits(&mut agent);
+    agent.send(t0 + ms(10.0), PayloadType::Output, b"two".to_vec());
+    feed(&mut client, t0 + ms(11.0), &transmits(&mut agent).remove(0));
+    feed(&mut agent, t0 + ms(12.0), &transmits(&mut client).remove(0));
+
+    let end = t0 + Duration::from_secs(60);
+    while let Some(deadline) = agent.poll_timeout().filter(|t| *t <= end) {
+        agent.handle_timeout(deadline);
+        for frame in transmits(&mut agent) {
+            feed(&mut client, deadline, &frame);
+            for reply in transmits(&mut client) {
+                feed(&mut agent, deadline, &reply);
+            }
+        }
+    }
+    assert_eq!(
+        delivered(&mut client),
+        vec![b"zero".to_vec(), b"one".to_vec(), b"two".to_vec()]
+    );
+    assert_eq!(agent.unacked(), 0);
+    assert_eq!(client.stats().duplicates, 1, "one resent copy, acked again");
+}
+
+#[test]
+fn a_re_acking_client_acks_each_duplicate_once_and_delivers_it_once() {
+    let t0 = Instant::now();
+    let mut client = ReliableStream::new(Config::client_re_acking(), t0, WALL, 1);
+    feed(&mut client, t0, &output(0, b"[zero]"));
+    assert_eq!(transmits(&mut client).len(), 1);
+    feed(&mut client, t0, &output(0, b"[zero]"));
+    let again = transmits(&mut client);
+    assert_eq!(again.len(), 1);
+    assert_eq!(ack_of(&again[0]).sequence_number, 0);
+    assert_eq!(delivered(&mut client), vec![b"[zero]".to_vec()]);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Property: a lossy link between a client and an agent.
 // ---------------------------------------------------------------------------------------------
