@@ -26,6 +26,7 @@ mod sdk;
 mod session_bridge;
 mod session_cli;
 mod session_commands;
+mod session_lifecycle;
 mod session_port;
 mod session_ssh;
 mod session_tls;
