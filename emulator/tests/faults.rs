@@ -300,6 +300,11 @@ async fn close_after_n_frames_sends_the_close_code_after_the_nth() {
     }
     wait_status(&t, &s.id, SessionStatus::Disconnected).await;
     assert_eq!(listed(&t, &id).await["injected"], 1);
+    // The client is gone: the service pauses the agent until it is back (§3.5, §5).
+    assert_eq!(
+        next_frame(&mut s.agent).await.message_type,
+        MessageType::PausePublication
+    );
     // The agent's socket stays open: its frame waits for the client's next connection.
     let default_close = add(
         &t,

@@ -20,16 +20,24 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
-use ssm_protocol::MessageType;
 use ssm_protocol::message::Header;
 use ssm_protocol::payload::{self, AgentSessionState, DataChannelOpen};
+use ssm_protocol::{Message, MessageType};
 use tokio::time::Instant;
 
-use super::relay::{End, Next, Opcode, Relay};
+use super::relay::{End, Next, Opcode, Relay, RelayEffect};
 use crate::model::Emulator;
 
 /// Close code for an open frame that is missing, malformed or carries a wrong token.
 const CLOSE_POLICY: u16 = 1008;
+
+/// How long a socket the service closed (a `close` fault) is still read for the peer's frames
+/// and its close frame. A peer writes until it reads our close frame: the acks of the last
+/// frames it got are on their way then, and losing one stalls the agent (§3.3 lost-ack race).
+/// The plugin answers a close at once (§8.3), so this bounds only a peer that never answers.
+/// Whether the real service relays frames that follow its close frame is UNCONFIRMED; RFC 6455
+/// lets the closing end keep receiving until the peer's close, and both real peers tolerate it.
+const CLOSE_HANDSHAKE_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The data-channel routes.
 pub(crate) fn router(emu: Emulator) -> Router {
@@ -136,18 +144,51 @@ where
     let connection = relay.attach(end);
     if end == End::Client {
         super::on_client_attached(&emu, &session_id);
+        if relay.take_agent_paused() {
+            // §3.5 (b), §5: the client is back (its open frame accepted); the agent resumes.
+            let start = publication_frame(&emu, MessageType::StartPublication);
+            relay.apply(vec![RelayEffect::Inject {
+                end: End::Agent,
+                bytes: start,
+            }]);
+            tracing::debug!(session_id, "client back: start_publication to the agent");
+        }
     }
     tracing::info!(session_id, end = end.as_str(), "data channel open");
     let (mut sink, mut stream) = socket.split();
-    tokio::select! {
-        () = write_loop(&relay, end, connection, &mut sink) => {}
-        () = read_loop(&emu, &relay, &session_id, end, &mut stream) => {}
+    let reading = read_loop(&emu, &relay, &session_id, end, &mut stream);
+    tokio::pin!(reading);
+    let written = tokio::select! {
+        written = write_loop(&relay, end, connection, &mut sink) => Some(written),
+        () = &mut reading => None,
+    };
+    if written == Some(WriterEnd::Disconnected) {
+        // Our close frame is out; what the peer wrote before it read it still counts.
+        let _ = tokio::time::timeout(CLOSE_HANDSHAKE_LIMIT, &mut reading).await;
     }
     let current = relay.detach(end, connection);
     if current && end == End::Client && !relay.is_closing() {
         super::on_client_gone(&emu, &session_id);
+        // §3.5 (b), §5 RECOMMENDATION: the agent sends and resends nothing while no client
+        // can take it, so the client's 10,000-frame incoming buffer cannot overflow with
+        // output made meanwhile, and nothing waits on front-only resends after the resume.
+        let pause = publication_frame(&emu, MessageType::PausePublication);
+        relay.pause_agent(pause);
+        tracing::debug!(session_id, "client gone: pause_publication to the agent");
     }
     tracing::info!(session_id, end = end.as_str(), "data channel closed");
+}
+
+/// A frame of the service's own for the agent (`pause_publication`, `start_publication`,
+/// §5): unsequenced, with an empty payload (the agent reads only the type).
+fn publication_frame(emu: &Emulator, message_type: MessageType) -> Vec<u8> {
+    let id = emu.with_state(|s| s.uuid());
+    let wall_ms = emu
+        .now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_millis() as u64)
+        .max(1);
+    Message::new(message_type, wall_ms, id).encode()
 }
 
 /// Reads the open frame and uses up its token. Returns the end it came from and the relay.
@@ -205,8 +246,20 @@ where
     accepted.map(|relay| (end, relay))
 }
 
+/// Why a writer stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WriterEnd {
+    /// A newer connection took the end over, or the session ended.
+    Done,
+    /// A fault closed the socket ([`Next::Disconnect`]): the peer's last frames are still read.
+    Disconnected,
+}
+
 /// Writes what the relay queued for `end` until the session ends or the end is replaced.
-async fn write_loop<S>(relay: &Relay, end: End, connection: u64, sink: &mut S)
+///
+/// A frame is taken off the queue only once the socket is ready for it, so a socket that goes
+/// away loses no queued frame: what the old connection could not take waits for the next one.
+async fn write_loop<S>(relay: &Relay, end: End, connection: u64, sink: &mut S) -> WriterEnd
 where
     S: Sink<WsMessage> + Unpin,
 {
@@ -214,6 +267,13 @@ where
         let notified = relay.wake(end).notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
+        if futures_util::future::poll_fn(|cx| sink.poll_ready_unpin(cx))
+            .await
+            .is_err()
+        {
+            // The socket is gone; the reader sees it too.
+            return std::future::pending().await;
+        }
         match relay.next(end, connection, Instant::now()) {
             Next::Send(bytes, opcode) => {
                 let message = match opcode {
@@ -223,9 +283,9 @@ where
                         Err(e) => WsMessage::Binary(e.into_bytes().into()),
                     },
                 };
-                if sink.send(message).await.is_err() {
+                if sink.start_send_unpin(message).is_err() || sink.flush().await.is_err() {
                     // The socket is gone; the reader sees it too.
-                    std::future::pending::<()>().await;
+                    return std::future::pending().await;
                 }
             }
             Next::HoldUntil(when) => {
@@ -237,7 +297,7 @@ where
             Next::Wait => notified.await,
             Next::Replaced => {
                 let _ = sink.send(WsMessage::Close(None)).await;
-                return;
+                return WriterEnd::Done;
             }
             Next::Disconnect(code, reason) => {
                 tracing::info!(
@@ -251,7 +311,7 @@ where
                     reason: reason.into(),
                 };
                 let _ = sink.send(WsMessage::Close(Some(close))).await;
-                return;
+                return WriterEnd::Disconnected;
             }
             Next::Close => {
                 let _ = sink
@@ -260,7 +320,7 @@ where
                         reason: "session ended".into(),
                     })))
                     .await;
-                return;
+                return WriterEnd::Done;
             }
         }
     }

@@ -76,8 +76,11 @@ pub struct RelayedFrame {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RelayEffect {
     /// Close the websocket of `end` with this close frame, once the frames queued for it
-    /// before it went out. Only the connection attached when the effect is applied is closed;
-    /// a later one (the client's ResumeSession, the agent's re-dial) is not.
+    /// before it went out: the close has a place in the end's stream of frames, like the
+    /// frames around it. The connection writing when that place is reached is closed: the
+    /// one attached now, or the next one if this one went away first (a close queued behind
+    /// another close closes the resumed connection, as "every N bytes" means). Nothing
+    /// happens if no connection of `end` is attached when the effect is applied.
     Disconnect {
         /// Whose socket.
         end: End,
@@ -182,12 +185,8 @@ impl End {
 enum Item {
     /// A frame to send.
     Frame(Vec<u8>, Opcode),
-    /// Close connection `connection` (if it is still the one writing) with this close frame.
-    Disconnect {
-        connection: u64,
-        code: u16,
-        reason: String,
-    },
+    /// Close the connection writing when this is reached, with this close frame.
+    Disconnect { code: u16, reason: String },
 }
 
 /// An item waiting for its end.
@@ -215,6 +214,9 @@ struct Inner {
     transcript: Vec<u8>,
     /// The next agent output sequence number not yet in the transcript (resends are skipped).
     transcript_next_seq: i64,
+    /// The agent was sent `pause_publication` because the client went away; the client's next
+    /// connection gets it a `start_publication` (§3.5 (b)).
+    agent_paused: bool,
 }
 
 /// What a writer should do next.
@@ -294,6 +296,23 @@ impl Relay {
         } else {
             false
         }
+    }
+
+    /// The client went away without ending the session: `pause` (a `pause_publication`) goes
+    /// to the agent after what is queued for it, and the next client connection is to unpause
+    /// it ([`Relay::take_agent_paused`]).
+    pub(crate) fn pause_agent(&self, pause: Vec<u8>) {
+        self.lock().agent_paused = true;
+        self.apply(vec![RelayEffect::Inject {
+            end: End::Agent,
+            bytes: pause,
+        }]);
+    }
+
+    /// Whether the agent was paused for the client's absence; clears it (the caller sends
+    /// `start_publication`).
+    pub(crate) fn take_agent_paused(&self) -> bool {
+        std::mem::take(&mut self.lock().agent_paused)
     }
 
     /// Counts an `agent_session_state` the relay consumed.
@@ -384,19 +403,15 @@ impl Relay {
             for effect in effects {
                 let (end, item) = match effect {
                     RelayEffect::Disconnect { end, code, reason } => {
-                        let Some(connection) = inner.ends[end.index()].current else {
+                        if inner.ends[end.index()].current.is_none() {
                             tracing::debug!(
                                 session_id = self.session_id,
                                 end = end.as_str(),
                                 "disconnect fault: no connection attached"
                             );
                             continue;
-                        };
-                        let item = Item::Disconnect {
-                            connection,
-                            code,
-                            reason,
-                        };
+                        }
+                        let item = Item::Disconnect { code, reason };
                         (end, item)
                     }
                     RelayEffect::Inject { end, bytes } => (end, Item::Frame(bytes, Opcode::Binary)),
@@ -478,22 +493,14 @@ impl Relay {
         if state.current != Some(id) {
             return Next::Replaced;
         }
-        loop {
-            return match state.queue.front() {
-                Some(front) if front.release_at > now => Next::HoldUntil(front.release_at),
-                Some(_) => match state.queue.pop_front().expect("front exists").item {
-                    Item::Frame(bytes, opcode) => Next::Send(bytes, opcode),
-                    Item::Disconnect {
-                        connection,
-                        code,
-                        reason,
-                    } if connection == id => Next::Disconnect(code, reason),
-                    // Meant for an earlier connection of this end, which is gone.
-                    Item::Disconnect { .. } => continue,
-                },
-                None if closing => Next::Close,
-                None => Next::Wait,
-            };
+        match state.queue.front() {
+            Some(front) if front.release_at > now => Next::HoldUntil(front.release_at),
+            Some(_) => match state.queue.pop_front().expect("front exists").item {
+                Item::Frame(bytes, opcode) => Next::Send(bytes, opcode),
+                Item::Disconnect { code, reason } => Next::Disconnect(code, reason),
+            },
+            None if closing => Next::Close,
+            None => Next::Wait,
         }
     }
 
@@ -591,6 +598,49 @@ mod tests {
         let a = frame(MessageType::OutputStreamData, 0, b"x");
         relay.forward(End::Agent, a.clone(), Opcode::Binary);
         assert_eq!(drain(&relay, End::Client, id), vec![a.clone(), a]);
+    }
+
+    #[test]
+    fn a_close_keeps_its_place_and_a_second_one_closes_the_resumed_connection() {
+        let relay = Relay::new("s".into(), Arc::new(PassThrough));
+        let old = relay.attach(End::Client);
+        let a = frame(MessageType::OutputStreamData, 0, b"a");
+        let b = frame(MessageType::OutputStreamData, 1, b"b");
+        let close = || RelayEffect::Disconnect {
+            end: End::Client,
+            code: 1000,
+            reason: "Bye".into(),
+        };
+        relay.forward(End::Agent, a.clone(), Opcode::Binary);
+        relay.apply(vec![close()]);
+        // The agent outran the client: the second close is due before the first went out.
+        relay.forward(End::Agent, b.clone(), Opcode::Binary);
+        relay.apply(vec![close()]);
+        let now = Instant::now();
+        assert!(matches!(relay.next(End::Client, old, now), Next::Send(f, _) if f == a));
+        assert!(matches!(
+            relay.next(End::Client, old, now),
+            Next::Disconnect(1000, _)
+        ));
+        assert!(relay.detach(End::Client, old));
+        let new = relay.attach(End::Client);
+        assert!(matches!(relay.next(End::Client, new, now), Next::Send(f, _) if f == b));
+        assert!(matches!(
+            relay.next(End::Client, new, now),
+            Next::Disconnect(1000, _)
+        ));
+        assert!(relay.detach(End::Client, new));
+        // With no client attached a close does nothing, and pausing the agent is remembered.
+        relay.apply(vec![close()]);
+        relay.pause_agent(vec![9]);
+        let agent = relay.attach(End::Agent);
+        assert!(
+            matches!(relay.next(End::Agent, agent, Instant::now()), Next::Send(f, _) if f == [9])
+        );
+        assert!(relay.take_agent_paused());
+        assert!(!relay.take_agent_paused());
+        let again = relay.attach(End::Client);
+        assert!(matches!(relay.next(End::Client, again, now), Next::Wait));
     }
 
     #[test]
