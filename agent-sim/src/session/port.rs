@@ -96,6 +96,51 @@ const CONN_EVENT_QUEUE: usize = 16;
 /// Longest the session waits for room in one connection's write queue before closing that
 /// connection; the bound on how long one slow stream can hold up the others.
 const STREAM_STALL_LIMIT: Duration = Duration::from_secs(5);
+/// With `real_read_pacing`, the pause after each Output message of the read pump: the real
+/// agent reads ≤1024 bytes, sends one message and sleeps 1 ms (§7.4, `transferDataToMgs`),
+/// which is what holds a session near ≈0.6 MB/s. A tokio sleep of 1 ms lasts 1–2 ms, about
+/// the real 1 ms plus the send.
+const READ_PACE: Duration = Duration::from_millis(1);
+
+/// The agent's read pump with `real_read_pacing`: the bytes read from the destination (the
+/// smux byte stream in mux mode, one TCP read in basic mode) wait here and leave as Output
+/// messages of at most 1024 bytes, one per [`READ_PACE`]. Nothing more is read from the
+/// destinations while it holds anything, so the pace reaches the TCP readers.
+#[derive(Debug, Default)]
+struct Pump {
+    /// Bytes read and not sent yet, in order.
+    outbox: std::collections::VecDeque<u8>,
+    /// When the next message may go.
+    next: Option<tokio::time::Instant>,
+}
+
+impl Pump {
+    fn push(&mut self, bytes: &[u8]) {
+        self.outbox.extend(bytes);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.outbox.is_empty()
+    }
+
+    /// When the next message may go, if there is one.
+    fn due(&self, now: tokio::time::Instant) -> Option<tokio::time::Instant> {
+        if self.outbox.is_empty() {
+            return None;
+        }
+        Some(self.next.map_or(now, |next| next.max(now)))
+    }
+
+    /// The next message (≤1024 bytes) if it is due at `now`; the one after waits [`READ_PACE`].
+    fn take(&mut self, now: tokio::time::Instant) -> Option<Vec<u8>> {
+        if self.due(now).is_none_or(|due| due > now) {
+            return None;
+        }
+        let n = self.outbox.len().min(STREAM_DATA_PAYLOAD_SIZE);
+        self.next = Some(now + READ_PACE);
+        Some(self.outbox.drain(..n).collect())
+    }
+}
 
 /// The real agent's `PortParameters` (the fields it reads from the properties).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -459,6 +504,7 @@ enum Step {
     DrainOver,
     HandshakeTimeout,
     SmuxKeepalive,
+    Pump,
 }
 
 /// Runs a Port session on an open data channel.
@@ -489,6 +535,7 @@ pub(super) async fn run(
         next_key: 0,
         ending: None,
         keepalive: None,
+        pump: Pump::default(),
     };
     port.send_handshake_request();
     port.run().await
@@ -512,6 +559,8 @@ struct Port<'a> {
     ending: Option<(Ending, tokio::time::Instant)>,
     /// Next smux NOP, when the agent's smux keepalive is on.
     keepalive: Option<tokio::time::Instant>,
+    /// Output waiting for its pace (only with `real_read_pacing`).
+    pump: Pump,
 }
 
 impl Port<'_> {
@@ -555,7 +604,12 @@ impl Port<'_> {
             if self.ending.is_some() && self.stream.unacked() == 0 {
                 return self.finish();
             }
-            let reading = self.ending.is_none() && self.mode.is_some() && !self.stream.is_paused();
+            let sending = self.ending.is_none() && !self.stream.is_paused();
+            let reading = sending && self.mode.is_some() && self.pump.is_empty();
+            let pump = self
+                .pump
+                .due(tokio::time::Instant::now())
+                .filter(|_| sending);
             let timer = self
                 .stream
                 .poll_timeout()
@@ -572,6 +626,7 @@ impl Port<'_> {
                 () = sleep_until(drain), if drain.is_some() => Step::DrainOver,
                 () = sleep_until(handshake), if handshake.is_some() => Step::HandshakeTimeout,
                 () = sleep_until(smux_keepalive), if smux_keepalive.is_some() => Step::SmuxKeepalive,
+                () = sleep_until(pump), if pump.is_some() => Step::Pump,
                 _ = pings.tick() => Step::Ping,
                 () = tokio::time::sleep_until(read_deadline) => Step::ReadDeadline,
             };
@@ -592,10 +647,10 @@ impl Port<'_> {
                     self.socket = None;
                 }
                 Step::Frame(Some(Ok(_))) => {}
-                Step::Conn(Some(event)) => {
-                    self.on_conn_event(event);
-                    if timings.real_read_pacing {
-                        tokio::time::sleep(Duration::from_millis(1)).await;
+                Step::Conn(Some(event)) => self.on_conn_event(event),
+                Step::Pump => {
+                    if let Some(chunk) = self.pump.take(tokio::time::Instant::now()) {
+                        self.stream.send(Instant::now(), PayloadType::Output, chunk);
                     }
                 }
                 Step::Conn(None) => {}
@@ -896,9 +951,7 @@ impl Port<'_> {
                 }
                 let stdio = *stdio;
                 match event {
-                    ConnEvent::Data(_, bytes) => {
-                        self.stream.send(Instant::now(), PayloadType::Output, bytes);
-                    }
+                    ConnEvent::Data(_, bytes) => self.send_read(&bytes),
                     ConnEvent::Closed(_) if stdio => {
                         tracing::info!(session = %self.id, "destination closed the connection");
                         self.end(Ending::Success);
@@ -949,6 +1002,16 @@ impl Port<'_> {
 
     /// smux bytes out, in ≤1024-byte Output messages.
     fn send_smux(&mut self, bytes: &[u8]) {
+        self.send_read(bytes);
+    }
+
+    /// Bytes for the client, in ≤1024-byte Output messages: at once, or through the paced
+    /// [`Pump`] with `real_read_pacing`.
+    fn send_read(&mut self, bytes: &[u8]) {
+        if self.sessions.0.context.timings.real_read_pacing {
+            self.pump.push(bytes);
+            return;
+        }
         for chunk in bytes.chunks(STREAM_DATA_PAYLOAD_SIZE) {
             self.stream
                 .send(Instant::now(), PayloadType::Output, chunk.to_vec());
@@ -974,6 +1037,36 @@ async fn queue_write(conn: &Conn, bytes: Vec<u8>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_paced_pump_sends_at_most_1024_bytes_per_read_pace() {
+        let t0 = tokio::time::Instant::now();
+        let mut pump = Pump::default();
+        assert_eq!(pump.due(t0), None);
+        // One 32 KiB smux PSH (a mux-mode TCP read) and a FIN behind it, in order.
+        let psh: Vec<u8> = (0..32 * 1024 + 8).map(|i| i as u8).collect();
+        pump.push(&psh);
+        pump.push(b"FIN.....");
+        let mut sent = Vec::new();
+        let mut at = t0;
+        let mut times = Vec::new();
+        while let Some(due) = pump.due(at) {
+            if due > t0 {
+                assert_eq!(pump.take(due - READ_PACE / 2), None, "not before its pace");
+            }
+            at = due;
+            let chunk = pump.take(at).expect("due");
+            assert!(chunk.len() <= STREAM_DATA_PAYLOAD_SIZE);
+            sent.extend(chunk);
+            times.push(at - t0);
+        }
+        assert_eq!(sent.len(), psh.len() + 8);
+        assert_eq!(&sent[..psh.len()], &psh[..]);
+        assert_eq!(&sent[psh.len()..], b"FIN.....");
+        // 33 messages, one per millisecond: at most 1024 bytes per READ_PACE, never a burst.
+        assert_eq!(times.len(), 33);
+        assert!(times.windows(2).all(|w| w[1] - w[0] == READ_PACE));
+    }
 
     #[test]
     fn versions() {
