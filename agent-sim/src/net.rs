@@ -189,14 +189,20 @@ impl Connector {
     /// A TCP stream to the endpoint: direct, or a CONNECT tunnel through the proxy.
     pub(crate) async fn connect(&self) -> Result<TcpStream, NetError> {
         let target = self.endpoint.authority();
-        match &self.proxy {
+        let stream = match &self.proxy {
             Some(proxy) if !proxy.bypasses(&self.endpoint.host, self.endpoint.port) => {
                 connect_via_proxy(proxy, &target).await
             }
             _ => TcpStream::connect((self.endpoint.host.as_str(), self.endpoint.port))
                 .await
                 .map_err(|source| NetError::Connect { target, source }),
+        }?;
+        // The real agent is Go, whose net package sets TCP_NODELAY on every connection: small
+        // frames (acks, keystroke echoes) must not wait ≈40 ms for the peer's delayed ACK.
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
+        Ok(stream)
     }
 
     /// `POST path` with `headers` and `body` on a fresh connection; the status and the whole

@@ -275,6 +275,7 @@ impl TlsListener {
                         }
                     },
                 };
+                crate::faults::link::set_nodelay(&stream);
                 let acceptor = acceptor.clone();
                 let ready = ready.clone();
                 tokio::spawn(async move {

@@ -126,6 +126,7 @@ impl AgentProxy {
                         }
                     },
                 };
+                super::link::set_nodelay(&client);
                 let (token, allowed) = (token.clone(), allowed.clone());
                 tokio::spawn(async move {
                     if let Err(e) = tunnel(client, &allowed, &token).await {
@@ -177,7 +178,10 @@ async fn tunnel(
         return answer(&mut client, "403 Forbidden").await;
     }
     let mut upstream = match TcpStream::connect(target).await {
-        Ok(upstream) => upstream,
+        Ok(upstream) => {
+            super::link::set_nodelay(&upstream);
+            upstream
+        }
         Err(e) => {
             tracing::debug!(%target, error = %e, "agent proxy: upstream unreachable");
             return answer(&mut client, "502 Bad Gateway").await;
