@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Harness, session_user, task_complete, text};
+use common::{Harness, process_running, session_user, task_complete, text};
 use serde_json::{Value, json};
 use ssm_protocol::payload::MgsPayload;
 use ssm_protocol::{Flags, Message, MessageType, PayloadType};
@@ -117,17 +117,6 @@ async fn handshake(h: &mut Harness) {
     let payload: Value = serde_json::from_slice(&complete.payload).unwrap();
     assert_eq!(payload["CustomerMessage"], "", "{payload}");
     assert!(payload["HandshakeTimeToComplete"].is_u64(), "{payload}");
-}
-
-/// Whether a process with exactly this command line exists.
-fn process_running(argv: &[&str]) -> bool {
-    let wanted: Vec<u8> = argv
-        .iter()
-        .flat_map(|a| [a.as_bytes(), b"\0"].concat())
-        .collect();
-    std::fs::read_dir("/proc").unwrap().flatten().any(|entry| {
-        std::fs::read(entry.path().join("cmdline")).is_ok_and(|cmdline| cmdline == wanted)
-    })
 }
 
 /// InteractiveCommands: no handshake (the first message is the command's Output), the command

@@ -4,37 +4,20 @@
 //!
 //! Destinations are real TCP servers on 127.0.0.1. Waits are bounded ([`WAIT`]).
 
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+mod common;
 
-use axum::Router;
-use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path as UrlPath, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use futures_util::{SinkExt, StreamExt};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use common::{Harness, INSTANCE, task_complete, text};
 use serde_json::{Value, json};
-use ssm_agent_sim::net::Endpoint;
-use ssm_agent_sim::{FleetConfig, InstanceConfig, Timings};
 use ssm_protocol::payload::{
-    ActionType, AgentTaskAcknowledge, Flag, HandshakeResponse, ProcessedClientAction, to_json_bytes,
+    ActionType, Flag, HandshakeResponse, ProcessedClientAction, to_json_bytes,
 };
-use ssm_protocol::reliable::{Config, Event as StreamEvent, ReliableStream};
 use ssm_protocol::smux::{Command, Decoder, Frame};
-use ssm_protocol::{Flags, Message, MessageType, PayloadType, Validation};
-use tempfile::TempDir;
+use ssm_protocol::{Flags, Message, MessageType, PayloadType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
-
-const WAIT: Duration = Duration::from_secs(15);
-const INSTANCE: &str = "i-0123456789abcdef0";
-const WALL: u64 = 1_795_387_366_832;
 
 /// The second `interactive_shell` payload of agent-port.jsonl, verbatim (string parameters).
 const INTERACTIVE_SHELL: &str = r#"{"Content": "{\"DocumentName\": \"AWS-StartPortForwardingSession\", \"SessionId\": \"sess-port-0008\", \"RunAsUser\": \"\", \"SessionOwner\": \"arn:aws:iam::123456789012:user/admin\", \"Parameters\": {\"portNumber\": \"8090\", \"localPortNumber\": \"0\"}, \"DocumentContent\": {\"schemaVersion\": \"1.0\", \"description\": \"Port forwarding\", \"sessionType\": \"Port\", \"inputs\": {\"s3BucketName\": \"\", \"s3KeyPrefix\": \"\", \"s3EncryptionEnabled\": false, \"cloudWatchLogGroupName\": \"\", \"cloudWatchStreamingEnabled\": false, \"cloudWatchEncryptionEnabled\": false, \"kmsKeyId\": \"\", \"runAsEnabled\": false, \"runAsDefaultUser\": \"\", \"shellProfile\": {\"windows\": \"\", \"linux\": \"\"}}, \"parameters\": {\"portNumber\": {\"type\": \"String\", \"description\": \"port\"}, \"localPortNumber\": {\"type\": \"String\", \"default\": \"0\"}}, \"properties\": {\"portNumber\": \"{{ portNumber }}\", \"type\": \"LocalPortForwarding\", \"localPortNumber\": \"{{ localPortNumber }}\"}}}", "TaskId": "sess-port-0008", "Topic": "aws.ssm.startSession", "SchemaVersion": 1}"#;
@@ -68,404 +51,83 @@ fn forwarding_properties() -> Value {
     json!({"portNumber": "{{ portNumber }}", "type": "LocalPortForwarding", "localPortNumber": "{{ localPortNumber }}"})
 }
 
-/// A distinct MessageId for each frame the fake sends.
-fn next_id() -> Uuid {
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0x5000);
-    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    uuid::Builder::from_random_bytes(u128::from(n).to_be_bytes()).into_uuid()
-}
-
-/// The agent_task_complete payload, byte for byte as agent-shell.jsonl records it.
-fn task_complete(session: &str, status: &str, output: &str) -> String {
-    format!(
-        r#"{{"SchemaVersion":1,"TaskId":"{session}","Topic":"agent_task_complete","FinalTaskStatus":"{status}","IsRoutingFailure":false,"AwsAccountId":"","InstanceId":"{INSTANCE}","Output":{},"S3Bucket":"","S3UrlSuffix":"","CwlGroup":"","CwlStream":"","RetryNumber":1}}"#,
-        serde_json::to_string(output).unwrap()
-    )
-}
-
-// ---------------------------------------------------------------------------------------------
-// The fake service.
-// ---------------------------------------------------------------------------------------------
-
-#[derive(Debug)]
-enum Event {
-    ControlOpen,
-    CreateDataChannel,
-    DataUpgrade,
-    DataOpen,
-    /// A binary frame from the agent on the data channel.
-    Data(Vec<u8>),
-    DataClosed,
-    /// A frame from the agent on the control channel.
-    Control(Message),
-}
-
-struct Fake {
-    events: mpsc::UnboundedSender<Event>,
-    control: Mutex<Option<mpsc::UnboundedSender<Message>>>,
-    data: Mutex<Option<mpsc::UnboundedSender<Vec<u8>>>>,
-    tokens: Mutex<u64>,
-}
-
-fn app(fake: Arc<Fake>) -> Router {
-    Router::new()
-        .route("/", post(|| async { "{}" }))
-        .route(
-            "/v1/control-channel/{id}",
-            post(create_control_channel).get(control_socket),
-        )
-        .route(
-            "/v1/data-channel/{id}",
-            post(create_data_channel).get(data_socket),
-        )
-        .with_state(fake)
-}
-
-fn created(token: &str, root: &str) -> Response {
-    let xml = format!(
-        "<{root}><MessageSchemaVersion>1.0</MessageSchemaVersion><TokenValue>{token}</TokenValue></{root}>"
+/// Starts a session and plays the client until the HandshakeRequest is delivered.
+async fn start(h: &mut Harness, payload: &str) -> Message {
+    h.to_control(MessageType::InteractiveShell, payload);
+    h.pump_until("HandshakeRequest", |h| !h.delivered.is_empty())
+        .await;
+    let connected = &h.raw[0];
+    assert_eq!(connected.message_type, MessageType::AgentSessionState);
+    let request = h.delivered[0].clone();
+    assert_eq!(request.message_type, MessageType::OutputStreamData);
+    assert_eq!(
+        (request.sequence_number, request.flags, request.payload_type),
+        (0, Flags::SYN, PayloadType::HandshakeRequest)
     );
-    (
-        StatusCode::CREATED,
-        [("content-type", "application/xml")],
-        xml,
-    )
-        .into_response()
+    request
 }
 
-async fn create_control_channel() -> Response {
-    created("cc-token", "CreateControlChannelResponse")
-}
-
-async fn create_data_channel(State(fake): State<Arc<Fake>>) -> Response {
-    let token = {
-        let mut tokens = fake.tokens.lock().unwrap();
-        *tokens += 1;
-        format!("dc-token-{tokens}")
+/// Answers the handshake as session-manager-plugin `client_version` does and waits for
+/// HandshakeComplete.
+async fn handshake(h: &mut Harness, client_version: &str) {
+    let response = HandshakeResponse {
+        client_version: client_version.to_owned(),
+        processed_client_actions: vec![ProcessedClientAction::success(ActionType::SessionType)],
+        errors: None,
     };
-    fake.events.send(Event::CreateDataChannel).ok();
-    created(&token, "CreateDataChannelResponse")
-}
-
-async fn control_socket(State(fake): State<Arc<Fake>>, upgrade: WebSocketUpgrade) -> Response {
-    upgrade.on_upgrade(move |socket| serve_control(fake, socket))
-}
-
-async fn serve_control(fake: Arc<Fake>, socket: WebSocket) {
-    let (mut sink, mut stream) = socket.split();
-    let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
-    *fake.control.lock().unwrap() = Some(tx.clone());
-    loop {
-        tokio::select! {
-            Some(message) = rx.recv() => {
-                if sink.send(WsMessage::Binary(message.encode().into())).await.is_err() {
-                    break;
-                }
-            }
-            frame = stream.next() => match frame {
-                Some(Ok(WsMessage::Text(_))) => { fake.events.send(Event::ControlOpen).ok(); }
-                Some(Ok(WsMessage::Binary(bytes))) => {
-                    let message = Message::decode(&bytes, Validation::Client).unwrap();
-                    if message.message_type == MessageType::AgentTaskComplete {
-                        // As the service does: agent_task_acknowledge naming the MessageId.
-                        let complete: Value = serde_json::from_slice(&message.payload).unwrap();
-                        let ack = AgentTaskAcknowledge {
-                            schema_version: 1,
-                            message_id: message.message_id.to_string(),
-                            task_id: complete["TaskId"].as_str().unwrap().to_owned(),
-                            topic: "agent_task_complete".to_owned(),
-                        };
-                        let mut frame = Message::new(MessageType::AgentTaskAcknowledge, WALL, next_id());
-                        frame.payload = to_json_bytes(&ack).unwrap();
-                        tx.send(frame).ok();
-                    }
-                    fake.events.send(Event::Control(message)).ok();
-                }
-                Some(Ok(_)) => {}
-                Some(Err(_)) | None => break,
-            },
-        }
-    }
-}
-
-async fn data_socket(
-    State(fake): State<Arc<Fake>>,
-    UrlPath(_id): UrlPath<String>,
-    upgrade: WebSocketUpgrade,
-) -> Response {
-    fake.events.send(Event::DataUpgrade).ok();
-    upgrade.on_upgrade(move |socket| serve_data(fake, socket))
-}
-
-async fn serve_data(fake: Arc<Fake>, socket: WebSocket) {
-    let (mut sink, mut stream) = socket.split();
-    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
-    *fake.data.lock().unwrap() = Some(tx);
-    loop {
-        tokio::select! {
-            Some(frame) = rx.recv() => {
-                if sink.send(WsMessage::Binary(frame.into())).await.is_err() {
-                    break;
-                }
-            }
-            frame = stream.next() => match frame {
-                Some(Ok(WsMessage::Text(_))) => { fake.events.send(Event::DataOpen).ok(); }
-                Some(Ok(WsMessage::Binary(bytes))) => { fake.events.send(Event::Data(bytes.to_vec())).ok(); }
-                Some(Ok(_)) => {}
-                Some(Err(_)) | None => break,
-            },
-        }
-    }
-    fake.events.send(Event::DataClosed).ok();
-}
-
-// ---------------------------------------------------------------------------------------------
-// The harness: one agent, the fake, and the client end.
-// ---------------------------------------------------------------------------------------------
-
-struct Harness {
-    fake: Arc<Fake>,
-    events: mpsc::UnboundedReceiver<Event>,
-    shutdown: CancellationToken,
-    fleet: tokio::task::JoinHandle<()>,
-    _work: TempDir,
-    client: ReliableStream,
-    /// Every frame of the agent on the data channel, decoded, in order.
-    raw: Vec<Message>,
-    /// Agent stream messages delivered to the client, in order.
-    delivered: Vec<Message>,
-    /// Control-channel frames and data-channel control frames.
-    controls: Vec<Message>,
-    data_closed: bool,
-}
-
-impl Harness {
-    async fn start() -> Harness {
-        let (events_tx, events) = mpsc::unbounded_channel();
-        let fake = Arc::new(Fake {
-            events: events_tx,
-            control: Mutex::new(None),
-            data: Mutex::new(None),
-            tokens: Mutex::new(0),
-        });
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr: SocketAddr = listener.local_addr().unwrap();
-        let shutdown = CancellationToken::new();
-        let server_shutdown = shutdown.clone();
-        let router = app(fake.clone());
-        tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(server_shutdown.cancelled_owned())
-                .await
-                .unwrap();
-        });
-        let work = TempDir::new().unwrap();
-        let config = FleetConfig {
-            endpoint: Endpoint::parse(&format!("http://{addr}")).unwrap(),
-            instances: vec![InstanceConfig {
-                instance_id: INSTANCE.to_owned(),
-                platform_name: "Debian GNU/Linux".to_owned(),
-                platform_version: "12".to_owned(),
-                agent_version: "3.3.1142.0".to_owned(),
-                computer_name: "ip-192-0-2-2".to_owned(),
-                ip_address: "192.0.2.2".to_owned(),
-                tags: Default::default(),
-            }],
-            timings: Timings {
-                heartbeat: Duration::from_secs(3600),
-                ..Timings::fast()
-            },
-            proxy: None,
-            work_dir: work.path().join("state"),
-            default_working_dir: work.path().to_path_buf(),
-            region: "us-east-1".to_owned(),
-            seed: 1,
-        };
-        let fleet_shutdown = shutdown.clone();
-        let fleet = tokio::spawn(async move {
-            ssm_agent_sim::run_fleet(config, fleet_shutdown)
-                .await
-                .unwrap();
-        });
-        let mut harness = Harness {
-            fake,
-            events,
-            shutdown,
-            fleet,
-            _work: work,
-            client: ReliableStream::new(Config::client(), Instant::now(), WALL, 99),
-            raw: Vec::new(),
-            delivered: Vec::new(),
-            controls: Vec::new(),
-            data_closed: false,
-        };
-        let wait = async {
-            loop {
-                match harness.events.recv().await.unwrap() {
-                    Event::ControlOpen => return,
-                    _ => continue,
-                }
-            }
-        };
-        tokio::time::timeout(WAIT, wait)
-            .await
-            .expect("control channel");
-        harness
-    }
-
-    fn to_control(&self, message_type: MessageType, payload: &str) {
-        let mut message = Message::new(message_type, WALL, next_id());
-        message.payload = payload.as_bytes().to_vec();
-        let control = self.fake.control.lock().unwrap();
-        control.as_ref().unwrap().send(message).unwrap();
-    }
-
-    /// Starts a session and plays the client until the HandshakeRequest is delivered.
-    async fn start_session(&mut self, payload: &str) -> Message {
-        self.to_control(MessageType::InteractiveShell, payload);
-        self.pump_until("HandshakeRequest", |h| !h.delivered.is_empty())
-            .await;
-        let connected = &self.raw[0];
-        assert_eq!(connected.message_type, MessageType::AgentSessionState);
-        let request = self.delivered[0].clone();
-        assert_eq!(request.message_type, MessageType::OutputStreamData);
-        assert_eq!(
-            (request.sequence_number, request.flags, request.payload_type),
-            (0, Flags::SYN, PayloadType::HandshakeRequest)
-        );
-        request
-    }
-
-    /// Answers the handshake as session-manager-plugin `client_version` does and waits for
-    /// HandshakeComplete.
-    async fn handshake(&mut self, client_version: &str) {
-        let response = HandshakeResponse {
-            client_version: client_version.to_owned(),
-            processed_client_actions: vec![ProcessedClientAction::success(ActionType::SessionType)],
-            errors: None,
-        };
-        self.client.send(
-            Instant::now(),
-            PayloadType::HandshakeResponse,
-            to_json_bytes(&response).unwrap(),
-        );
-        self.pump_until("HandshakeComplete", |h| {
-            h.delivered
-                .iter()
-                .any(|m| m.payload_type == PayloadType::HandshakeComplete)
-        })
-        .await;
-    }
-
-    /// Plays the client until `done` holds.
-    async fn pump_until(&mut self, what: &str, done: impl Fn(&Harness) -> bool) {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        while !done(self) {
-            self.flush();
-            let timer = self
-                .client
-                .poll_timeout()
-                .map(tokio::time::Instant::from_std)
-                .unwrap_or(deadline)
-                .min(deadline);
-            tokio::select! {
-                event = self.events.recv() => match event.expect("the fake is running") {
-                    Event::Data(frame) => {
-                        self.raw.push(Message::decode(&frame, Validation::Client).unwrap());
-                        self.client.handle_frame(Instant::now(), &frame, &mut |_| true).unwrap();
-                        while let Some(event) = self.client.poll_event() {
-                            match event {
-                                StreamEvent::Stream(message) => self.delivered.push(message),
-                                StreamEvent::Control(message) => self.controls.push(message),
-                                StreamEvent::GaveUp => panic!("the agent stopped acking"),
-                            }
-                        }
-                    }
-                    Event::DataClosed => self.data_closed = true,
-                    Event::Control(message) => self.controls.push(message),
-                    _ => {}
-                },
-                () = tokio::time::sleep_until(timer) => {
-                    assert!(tokio::time::Instant::now() < deadline, "no {what} within {WAIT:?}; delivered: {:?}; closed: {}; controls: {:?}", self.delivered, self.data_closed, self.controls);
-                    self.client.handle_timeout(Instant::now());
-                }
-            }
-        }
-        self.flush();
-    }
-
-    fn flush(&mut self) {
-        let data = self.fake.data.lock().unwrap().clone();
-        while let Some(frame) = self.client.poll_transmit() {
-            if let Some(data) = &data {
-                data.send(frame).ok();
-            }
-        }
-    }
-
-    fn send(&mut self, payload_type: PayloadType, bytes: Vec<u8>) {
-        self.client.send(Instant::now(), payload_type, bytes);
-        self.flush();
-    }
-
-    /// Output payloads delivered to the client, concatenated.
-    fn output(&self) -> Vec<u8> {
-        self.delivered
+    h.send(
+        PayloadType::HandshakeResponse,
+        to_json_bytes(&response).unwrap(),
+    );
+    h.pump_until("HandshakeComplete", |h| {
+        h.delivered
             .iter()
-            .filter(|m| m.payload_type == PayloadType::Output)
-            .flat_map(|m| m.payload.clone())
-            .collect()
-    }
-
-    /// The agent's smux frames so far.
-    fn smux_frames(&self) -> Vec<Frame> {
-        let mut decoder = Decoder::new();
-        decoder.push(&self.output());
-        let mut frames = Vec::new();
-        while let Some(frame) = decoder.next_frame().unwrap() {
-            frames.push(frame);
-        }
-        frames
-    }
-
-    fn smux_data(&self, sid: u32) -> Vec<u8> {
-        self.smux_frames()
-            .into_iter()
-            .filter(|f| f.stream_id() == sid && f.cmd() == Command::Psh)
-            .flat_map(Frame::into_data)
-            .collect()
-    }
-
-    fn controls_of(&self, message_type: &MessageType) -> Vec<&Message> {
-        self.controls
-            .iter()
-            .filter(|m| m.message_type == *message_type)
-            .collect()
-    }
-
-    /// Waits for the end of the session: socket dropped and `count` agent_task_complete.
-    async fn until_complete(&mut self, count: usize) {
-        self.pump_until("agent_task_complete", |h| {
-            h.data_closed && h.controls_of(&MessageType::AgentTaskComplete).len() >= count
-        })
-        .await;
-    }
-
-    /// Whether the agent sent `agent_session_state` Terminating.
-    fn terminated(&self) -> bool {
-        self.controls_of(&MessageType::AgentSessionState)
-            .iter()
-            .any(|m| text(m).contains("Terminating"))
-    }
-
-    async fn stop(self) {
-        self.shutdown.cancel();
-        self.fleet.await.unwrap();
-    }
+            .any(|m| m.payload_type == PayloadType::HandshakeComplete)
+    })
+    .await;
 }
 
-fn text(message: &Message) -> String {
-    String::from_utf8(message.payload.clone()).unwrap()
+/// Output payloads delivered to the client, concatenated.
+fn output(h: &Harness) -> Vec<u8> {
+    h.delivered
+        .iter()
+        .filter(|m| m.payload_type == PayloadType::Output)
+        .flat_map(|m| m.payload.clone())
+        .collect()
+}
+
+/// The agent's smux frames so far.
+fn smux_frames(h: &Harness) -> Vec<Frame> {
+    let mut decoder = Decoder::new();
+    decoder.push(&output(h));
+    let mut frames = Vec::new();
+    while let Some(frame) = decoder.next_frame().unwrap() {
+        frames.push(frame);
+    }
+    frames
+}
+
+fn smux_data(h: &Harness, sid: u32) -> Vec<u8> {
+    smux_frames(h)
+        .into_iter()
+        .filter(|f| f.stream_id() == sid && f.cmd() == Command::Psh)
+        .flat_map(Frame::into_data)
+        .collect()
+}
+
+/// Waits for the end of the session: socket dropped and `count` agent_task_complete.
+async fn until_complete(h: &mut Harness, count: usize) {
+    h.pump_until("agent_task_complete", |h| {
+        h.data_closed && h.controls_of(&MessageType::AgentTaskComplete).len() >= count
+    })
+    .await;
+}
+
+/// Whether the agent sent `agent_session_state` Terminating.
+fn terminated(h: &Harness) -> bool {
+    h.controls_of(&MessageType::AgentSessionState)
+        .iter()
+        .any(|m| text(m).contains("Terminating"))
 }
 
 /// A TCP echo server on 127.0.0.1; counts its connections.
@@ -511,9 +173,9 @@ fn flag(message: &Message) -> Flag {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn handshake_follows_the_real_agent() {
     let mut h = Harness::start().await;
-    let request = h.start_session(INTERACTIVE_SHELL).await;
+    let request = start(&mut h, INTERACTIVE_SHELL).await;
     assert_eq!(text(&request), HANDSHAKE_REQUEST);
-    h.handshake("1.2.677.0").await;
+    handshake(&mut h, "1.2.677.0").await;
 
     let ack = h
         .raw
@@ -550,8 +212,8 @@ async fn handshake_follows_the_real_agent() {
             r#"{{"MessageType": "channel_closed", "MessageId": "426cf7ab-d35c-441a-8649-3b60886adb68", "DestinationId": "{INSTANCE}", "SessionId": "sess-port-0008", "SchemaVersion": 1, "CreatedDate": "2026-11-22T22:58:35.026Z", "Output": ""}}"#
         ),
     );
-    h.until_complete(1).await;
-    assert!(!h.terminated(), "no Terminating");
+    until_complete(&mut h, 1).await;
+    assert!(!terminated(&h), "no Terminating");
     assert_eq!(
         text(h.controls_of(&MessageType::AgentTaskComplete)[0]),
         task_complete("sess-port-0008", "Success", "")
@@ -570,15 +232,15 @@ async fn list_valued_parameter_fails_like_the_real_agent() {
         json!({"portNumber": ["8090"], "localPortNumber": ["0"]}),
         forwarding_properties(),
     );
-    let request = h.start_session(&payload).await;
+    let request = start(&mut h, &payload).await;
     assert_eq!(text(&request), HANDSHAKE_REQUEST_LISTS);
-    h.handshake("1.2.677.0").await;
-    h.until_complete(2).await;
+    handshake(&mut h, "1.2.677.0").await;
+    until_complete(&mut h, 2).await;
     let completes = h.controls_of(&MessageType::AgentTaskComplete);
     let expected = task_complete("sess-port-0007", "Failed", REMARSHAL_FAILED);
     assert_eq!(text(completes[0]), expected);
     assert_eq!(text(completes[1]), expected);
-    assert!(!h.terminated(), "no Terminating");
+    assert!(!terminated(&h), "no Terminating");
     h.stop().await;
 }
 
@@ -602,11 +264,11 @@ async fn basic_mode_relays_and_reconnects() {
         json!({"portNumber": port.to_string(), "localPortNumber": "0"}),
         forwarding_properties(),
     );
-    h.start_session(&payload).await;
-    h.handshake("1.1.0").await;
+    start(&mut h, &payload).await;
+    handshake(&mut h, "1.1.0").await;
 
     h.send(PayloadType::Output, b"hello through basic mode".to_vec());
-    h.pump_until("echo", |h| h.output() == b"hello through basic mode")
+    h.pump_until("echo", |h| output(&h) == b"hello through basic mode")
         .await;
     assert_eq!(accepted.load(Ordering::SeqCst), 1);
 
@@ -614,19 +276,19 @@ async fn basic_mode_relays_and_reconnects() {
     h.send(PayloadType::Output, big.clone());
     let mut expected = b"hello through basic mode".to_vec();
     expected.extend_from_slice(&big);
-    h.pump_until("big echo", |h| h.output() == expected).await;
+    h.pump_until("big echo", |h| output(&h) == expected).await;
 
     h.send(PayloadType::Flag, Flag::DisconnectToPort.encode().to_vec());
     h.send(PayloadType::Output, b"second connection".to_vec());
     expected.extend_from_slice(b"second connection");
-    h.pump_until("second echo", |h| h.output() == expected)
+    h.pump_until("second echo", |h| output(&h) == expected)
         .await;
     assert_eq!(accepted.load(Ordering::SeqCst), 2, "a new connection");
     assert_output_chunks(&h);
 
     h.send(PayloadType::Flag, Flag::TerminateSession.encode().to_vec());
-    h.until_complete(1).await;
-    assert!(!h.terminated(), "no Terminating");
+    until_complete(&mut h, 1).await;
+    assert!(!terminated(&h), "no Terminating");
     assert_eq!(
         text(h.controls_of(&MessageType::AgentTaskComplete)[0]),
         task_complete("sess-port-basic", "Success", "")
@@ -656,18 +318,18 @@ async fn ssh_session_ends_when_the_server_closes() {
         json!({"portNumber": port.to_string()}),
         json!({"portNumber": "{{ portNumber }}"}),
     );
-    let request = h.start_session(&payload).await;
+    let request = start(&mut h, &payload).await;
     assert_eq!(
         text(&request),
         format!(
             r#"{{"AgentVersion":"3.3.1142.0","RequestedClientActions":[{{"ActionType":"SessionType","ActionParameters":{{"SessionType":"Port","Properties":{{"portNumber":"{port}"}}}}}}]}}"#
         )
     );
-    h.handshake("1.2.677.0").await;
+    handshake(&mut h, "1.2.677.0").await;
     h.send(PayloadType::Output, b"SSH-2.0-client\r\n".to_vec());
-    h.until_complete(1).await;
-    assert_eq!(h.output(), b"SSH-2.0-server\r\n");
-    assert!(!h.terminated(), "no Terminating");
+    until_complete(&mut h, 1).await;
+    assert_eq!(output(&h), b"SSH-2.0-server\r\n");
+    assert!(!terminated(&h), "no Terminating");
     assert_eq!(
         text(h.controls_of(&MessageType::AgentTaskComplete)[0]),
         task_complete("sess-port-ssh", "Success", "")
@@ -685,9 +347,9 @@ async fn denied_host_fails() {
         json!({"portNumber": "80", "localPortNumber": "0", "host": "169.254.169.254"}),
         json!({"portNumber": "{{ portNumber }}", "type": "LocalPortForwarding", "localPortNumber": "{{ localPortNumber }}", "host": "{{ host }}"}),
     );
-    h.start_session(&payload).await;
-    h.handshake("1.2.677.0").await;
-    h.until_complete(2).await;
+    start(&mut h, &payload).await;
+    handshake(&mut h, "1.2.677.0").await;
+    until_complete(&mut h, 2).await;
     let completes = h.controls_of(&MessageType::AgentTaskComplete);
     let expected = task_complete(
         "sess-port-imds",
@@ -722,8 +384,8 @@ async fn mux_mode_carries_two_streams() {
         json!({"portNumber": port.to_string(), "localPortNumber": "0"}),
         forwarding_properties(),
     );
-    h.start_session(&payload).await;
-    h.handshake("1.2.677.0").await;
+    start(&mut h, &payload).await;
+    handshake(&mut h, "1.2.677.0").await;
 
     // plugin-port_mux.jsonl: SYN 3, then PSH 3 with the 20 bytes of the local client.
     let syn3 = smux(&[Frame::syn(3)]);
@@ -742,7 +404,8 @@ async fn mux_mode_carries_two_streams() {
     h.send(PayloadType::Output, both[11..].to_vec());
 
     h.pump_until("both echoes", |h| {
-        h.smux_data(3) == b"ping-from-tcp-client" && h.smux_data(5) == b"data-of-the-second-stream"
+        smux_data(&h, 3) == b"ping-from-tcp-client"
+            && smux_data(&h, 5) == b"data-of-the-second-stream"
     })
     .await;
     assert_eq!(
@@ -752,7 +415,7 @@ async fn mux_mode_carries_two_streams() {
     );
     let mut reply3 = vec![0x01, 0x02, 0x14, 0x00, 0x03, 0x00, 0x00, 0x00];
     reply3.extend_from_slice(b"ping-from-tcp-client");
-    let output = h.output();
+    let output = output(&h);
     assert!(
         output.windows(reply3.len()).any(|w| w == reply3),
         "PSH 3 as plugin-port_mux.jsonl frames it"
@@ -766,26 +429,26 @@ async fn mux_mode_carries_two_streams() {
     );
     let mut expected3 = b"ping-from-tcp-client".to_vec();
     expected3.extend_from_slice(&big);
-    h.pump_until("bulk echo", |h| h.smux_data(3) == expected3)
+    h.pump_until("bulk echo", |h| smux_data(&h, 3) == expected3)
         .await;
 
     // FIN 3: the agent closes that connection and answers FIN 3; stream 5 goes on.
     h.send(PayloadType::Output, smux(&[Frame::fin(3)]));
-    h.pump_until("FIN 3", |h| h.smux_frames().contains(&Frame::fin(3)))
+    h.pump_until("FIN 3", |h| smux_frames(&h).contains(&Frame::fin(3)))
         .await;
     h.send(
         PayloadType::Output,
         smux(&[Frame::psh(5, b"+more".to_vec()).unwrap()]),
     );
     h.pump_until("stream 5 still open", |h| {
-        h.smux_data(5) == b"data-of-the-second-stream+more"
+        smux_data(&h, 5) == b"data-of-the-second-stream+more"
     })
     .await;
     h.send(PayloadType::Output, smux(&[Frame::fin(5)]));
-    h.pump_until("FIN 5", |h| h.smux_frames().contains(&Frame::fin(5)))
+    h.pump_until("FIN 5", |h| smux_frames(&h).contains(&Frame::fin(5)))
         .await;
 
-    let frames = h.smux_frames();
+    let frames = smux_frames(&h);
     assert!(
         frames.iter().all(|f| f.cmd() != Command::Nop),
         "no keepalive"
@@ -801,8 +464,8 @@ async fn mux_mode_carries_two_streams() {
     );
 
     h.send(PayloadType::Flag, Flag::TerminateSession.encode().to_vec());
-    h.until_complete(1).await;
-    assert!(!h.terminated(), "no Terminating");
+    until_complete(&mut h, 1).await;
+    assert!(!terminated(&h), "no Terminating");
     assert_eq!(
         text(h.controls_of(&MessageType::AgentTaskComplete)[0]),
         task_complete("sess-port-mux", "Success", "")
@@ -822,11 +485,11 @@ async fn mux_dial_failure_is_connect_to_port_error() {
         json!({"portNumber": port.to_string(), "localPortNumber": "0"}),
         forwarding_properties(),
     );
-    h.start_session(&payload).await;
-    h.handshake("1.2.677.0").await;
+    start(&mut h, &payload).await;
+    handshake(&mut h, "1.2.677.0").await;
     h.send(PayloadType::Output, smux(&[Frame::syn(3)]));
     h.pump_until("ConnectToPortError and FIN", |h| {
-        h.smux_frames().contains(&Frame::fin(3))
+        smux_frames(&h).contains(&Frame::fin(3))
             && h.delivered
                 .iter()
                 .any(|m| m.payload_type == PayloadType::Flag)
@@ -850,7 +513,7 @@ async fn mux_dial_failure_is_connect_to_port_error() {
     assert!(!h.data_closed, "the session goes on");
 
     h.send(PayloadType::Flag, Flag::TerminateSession.encode().to_vec());
-    h.until_complete(1).await;
+    until_complete(&mut h, 1).await;
     assert_eq!(
         text(h.controls_of(&MessageType::AgentTaskComplete)[0]),
         task_complete("sess-port-closed", "Success", "")

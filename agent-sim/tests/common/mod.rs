@@ -1,6 +1,6 @@
 //! The fake MGS of agent-sim's session tests, shared by the test files that `mod common;` it:
 //! the service's REST calls and both channels, with a client-role `ReliableStream` playing the
-//! client end of the data channel (the pattern of `session.rs`, whose copy stays as it is).
+//! client end of the data channel.
 //! Waits are bounded ([`WAIT`]).
 
 #![allow(dead_code, unreachable_pub)]
@@ -229,6 +229,8 @@ pub struct Harness {
     pub _work: TempDir,
     /// The client end of the data channel.
     pub client: ReliableStream,
+    /// Every frame of the agent on the data channel, decoded, in order.
+    pub raw: Vec<Message>,
     /// Output delivered to the client so far.
     pub output: Vec<u8>,
     /// Frames of the data channel that are not stream data or acks, in order.
@@ -293,6 +295,7 @@ impl Harness {
             fleet,
             _work: work,
             client: ReliableStream::new(Config::client(), Instant::now(), WALL, 99),
+            raw: Vec::new(),
             output: Vec::new(),
             controls: Vec::new(),
             delivered: Vec::new(),
@@ -436,6 +439,7 @@ impl Harness {
             tokio::select! {
                 event = self.events.recv() => match event.expect("the fake is running") {
                     Event::Data(frame) => {
+                        self.raw.push(Message::decode(&frame, Validation::Client).unwrap());
                         self.client.handle_frame(Instant::now(), &frame, &mut |_| true).unwrap();
                         while let Some(event) = self.client.poll_event() {
                             match event {
@@ -470,13 +474,14 @@ impl Harness {
         }
     }
 
-    pub fn type_in(&mut self, text: &str) {
-        self.client.send(
-            Instant::now(),
-            PayloadType::Output,
-            text.as_bytes().to_vec(),
-        );
+    /// Sends one input message of `payload_type` from the client.
+    pub fn send(&mut self, payload_type: PayloadType, bytes: Vec<u8>) {
+        self.client.send(Instant::now(), payload_type, bytes);
         self.flush();
+    }
+
+    pub fn type_in(&mut self, text: &str) {
+        self.send(PayloadType::Output, text.as_bytes().to_vec());
     }
 
     pub fn resize(&mut self, cols: u32, rows: u32) {
@@ -504,6 +509,17 @@ impl Harness {
         self.shutdown.cancel();
         self.fleet.await.unwrap();
     }
+}
+
+/// Whether a process with exactly this command line exists.
+pub fn process_running(argv: &[&str]) -> bool {
+    let wanted: Vec<u8> = argv
+        .iter()
+        .flat_map(|a| [a.as_bytes(), b"\0"].concat())
+        .collect();
+    std::fs::read_dir("/proc").unwrap().flatten().any(|entry| {
+        std::fs::read(entry.path().join("cmdline")).is_ok_and(|cmdline| cmdline == wanted)
+    })
 }
 
 pub fn text(message: &Message) -> String {
