@@ -54,6 +54,14 @@ const RETRY_MAX_DELAY: Duration = Duration::from_secs(5);
 /// How long a port session's exit waits for the TerminateSession call of old agents.
 const TERMINATE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Unacknowledged messages above which local connections are not read. A deliberate
+/// deviation: the plugin keeps reading and, with its 10,000-entry outgoing buffer full, evicts
+/// the oldest unacked message (§3.3), which is then never resent: on a lossy link a lost
+/// frame waiting for front-only repair is dropped for good and the transfer stalls. Holding
+/// the local reader back instead lets TCP push back on the local application. Far above what
+/// a healthy link has in flight (≈ one RTT of frames).
+pub const MAX_UNACKED_BEFORE_BACKPRESSURE: usize = 2_000;
+
 /// The smux keepalive period of the plugin's smux DefaultConfig (§7.4).
 pub const SMUX_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -261,7 +269,11 @@ impl Session {
                         self.send_input(vec![byte]);
                     }
                 }
-                event = next_local(&mut self.local) => self.on_local(event),
+                event = next_local(&mut self.local),
+                    if self.stream.unacked() < MAX_UNACKED_BEFORE_BACKPRESSURE =>
+                {
+                    self.on_local(event)
+                }
                 _ = next_tick(&mut self.mux_keepalive) => self.send_chunks(&MuxClient::nop()),
                 _ = sleep_until(deadline) => self.stream.handle_timeout(Instant::now()),
                 _ = size_poll.tick(), if shell => self.poll_size(),
