@@ -80,6 +80,11 @@ pub struct FleetSpec {
     /// "down"` steps cut them off as a real proxy outage does.
     #[serde(default)]
     pub agent_proxy: bool,
+    /// The agents pace their output as the real agent does (agent-sim's `real_read_pacing`:
+    /// ≤1024 bytes, then 1 ms, §7.4: ≈0.6 MB/s a session) instead of sending as fast as the
+    /// data channel takes it.
+    #[serde(default)]
+    pub real_read_pacing: bool,
 }
 
 /// One event of the timeline: exactly one action, at a time.

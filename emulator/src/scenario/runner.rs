@@ -162,7 +162,10 @@ pub async fn run(scenario: &Scenario, options: &Options) -> Result<Report, RunEr
     ));
     let fleet = FleetSetup {
         instances: fleet_instances(scenario, &instance_ids),
-        timings: embedded_timings(),
+        timings: ssm_agent_sim::Timings {
+            real_read_pacing: scenario.fleet.real_read_pacing,
+            ..embedded_timings()
+        },
         work_dir: work_dir.clone(),
         seed,
     };
