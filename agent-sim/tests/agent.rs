@@ -5,6 +5,8 @@
 //! Everything runs on real sockets on 127.0.0.1. Waits are bounded ([`WAIT`]) and no
 //! assertion depends on how long anything took.
 
+mod common;
+
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -20,7 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
-use ssm_agent_sim::net::{Endpoint, Proxy};
+use ssm_agent_sim::net::Proxy;
 use ssm_agent_sim::{FleetConfig, InstanceConfig, Timings};
 use ssm_protocol::payload::{AgentJobReplyAck, to_json_bytes};
 use ssm_protocol::{Message, MessageType, Validation};
@@ -31,10 +33,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-/// Upper bound of every wait for the agent.
-const WAIT: Duration = Duration::from_secs(15);
-/// The recorded agent's identity, so that its bodies compare byte for byte.
-const INSTANCE: &str = "i-0123456789abcdef0";
+use common::{INSTANCE, WAIT};
 
 // ---------------------------------------------------------------------------------------------
 // The fake service.
@@ -220,28 +219,13 @@ impl Harness {
             ack_replies: AtomicBool::new(true),
             counter: AtomicU64::new(0),
         });
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
-        let server_shutdown = shutdown.clone();
-        let router = app(fake.clone());
-        tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(server_shutdown.cancelled_owned())
-                .await
-                .unwrap();
-        });
+        let addr = common::serve(app(fake.clone()), &shutdown).await;
         let work = TempDir::new().unwrap();
         let config = FleetConfig {
-            endpoint: Endpoint::parse(&format!("http://{addr}")).unwrap(),
             instances: vec![InstanceConfig {
-                instance_id: INSTANCE.to_owned(),
-                platform_name: "Debian GNU/Linux".to_owned(),
-                platform_version: "12".to_owned(),
-                agent_version: "3.3.1142.0".to_owned(),
-                computer_name: "ip-192-0-2-2".to_owned(),
-                ip_address: "192.0.2.2".to_owned(),
                 tags: BTreeMap::from([("Env".to_owned(), "test".to_owned())]),
+                ..common::instance()
             }],
             timings: Timings {
                 heartbeat: Duration::from_secs(3600),
@@ -254,10 +238,7 @@ impl Harness {
                 real_read_pacing: false,
             },
             proxy: proxy(addr),
-            work_dir: work.path().join("state"),
-            default_working_dir: work.path().to_path_buf(),
-            region: "us-east-1".to_owned(),
-            seed: 1,
+            ..common::fleet_config(addr, &work)
         };
         let fleet_shutdown = shutdown.clone();
         let fleet = tokio::spawn(async move {

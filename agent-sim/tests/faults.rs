@@ -9,7 +9,8 @@
 //! which the fake refuses, so the agent retries with a backoff; three such calls mean the agent
 //! has read and handled everything sent before, and a prompt agent would have answered by then.
 
-use std::collections::BTreeMap;
+mod common;
+
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -23,21 +24,18 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use ssm_agent_sim::net::Endpoint;
 use ssm_agent_sim::{
     AgentState, Fleet, FleetConfig, FleetHandle, InstanceConfig, PlannedCrash, Slowness, Timings,
 };
 use ssm_protocol::payload::{AgentJobReplyAck, to_json_bytes};
 use ssm_protocol::{Message, MessageType, Validation};
 use tempfile::TempDir;
-use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-/// Upper bound of every wait for the agent.
-const WAIT: Duration = Duration::from_secs(15);
-const INSTANCE: &str = "i-0123456789abcdef0";
+use common::{INSTANCE, WAIT};
+
 /// Long enough never to pass during a test: only a new setting releases what waits on it.
 const FOREVER: Duration = Duration::from_secs(3600);
 /// CreateDataChannel calls that show the agent has handled what was sent before (see the
@@ -216,38 +214,22 @@ impl Harness {
             socket: Mutex::new(None),
             counter: AtomicU64::new(0),
         });
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
-        let server_shutdown = shutdown.clone();
-        let router = app(fake.clone());
-        tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(server_shutdown.cancelled_owned())
-                .await
-                .unwrap();
-        });
+        let addr = common::serve(app(fake.clone()), &shutdown).await;
         let work = TempDir::new().unwrap();
         let config = FleetConfig {
-            endpoint: Endpoint::parse(&format!("http://{addr}")).unwrap(),
             instances: vec![InstanceConfig {
-                instance_id: INSTANCE.to_owned(),
                 platform_name: "Amazon Linux".to_owned(),
                 platform_version: "2023".to_owned(),
                 agent_version: agent_version.to_owned(),
-                computer_name: "ip-192-0-2-2".to_owned(),
-                ip_address: "192.0.2.2".to_owned(),
-                tags: BTreeMap::new(),
+                ..common::instance()
             }],
             timings: Timings {
                 heartbeat: FOREVER,
                 ..Timings::fast()
             },
-            proxy: None,
-            work_dir: work.path().join("state"),
-            default_working_dir: work.path().to_path_buf(),
-            region: "us-east-1".to_owned(),
             seed: 5,
+            ..common::fleet_config(addr, &work)
         };
         let fleet = Fleet::new(config).unwrap();
         let agents = fleet.handle();

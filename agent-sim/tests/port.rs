@@ -268,7 +268,7 @@ async fn basic_mode_relays_and_reconnects() {
     handshake(&mut h, "1.1.0").await;
 
     h.send(PayloadType::Output, b"hello through basic mode".to_vec());
-    h.pump_until("echo", |h| output(&h) == b"hello through basic mode")
+    h.pump_until("echo", |h| output(h) == b"hello through basic mode")
         .await;
     assert_eq!(accepted.load(Ordering::SeqCst), 1);
 
@@ -276,12 +276,12 @@ async fn basic_mode_relays_and_reconnects() {
     h.send(PayloadType::Output, big.clone());
     let mut expected = b"hello through basic mode".to_vec();
     expected.extend_from_slice(&big);
-    h.pump_until("big echo", |h| output(&h) == expected).await;
+    h.pump_until("big echo", |h| output(h) == expected).await;
 
     h.send(PayloadType::Flag, Flag::DisconnectToPort.encode().to_vec());
     h.send(PayloadType::Output, b"second connection".to_vec());
     expected.extend_from_slice(b"second connection");
-    h.pump_until("second echo", |h| output(&h) == expected)
+    h.pump_until("second echo", |h| output(h) == expected)
         .await;
     assert_eq!(accepted.load(Ordering::SeqCst), 2, "a new connection");
     assert_output_chunks(&h);
@@ -404,8 +404,8 @@ async fn mux_mode_carries_two_streams() {
     h.send(PayloadType::Output, both[11..].to_vec());
 
     h.pump_until("both echoes", |h| {
-        smux_data(&h, 3) == b"ping-from-tcp-client"
-            && smux_data(&h, 5) == b"data-of-the-second-stream"
+        smux_data(h, 3) == b"ping-from-tcp-client"
+            && smux_data(h, 5) == b"data-of-the-second-stream"
     })
     .await;
     assert_eq!(
@@ -429,23 +429,23 @@ async fn mux_mode_carries_two_streams() {
     );
     let mut expected3 = b"ping-from-tcp-client".to_vec();
     expected3.extend_from_slice(&big);
-    h.pump_until("bulk echo", |h| smux_data(&h, 3) == expected3)
+    h.pump_until("bulk echo", |h| smux_data(h, 3) == expected3)
         .await;
 
     // FIN 3: the agent closes that connection and answers FIN 3; stream 5 goes on.
     h.send(PayloadType::Output, smux(&[Frame::fin(3)]));
-    h.pump_until("FIN 3", |h| smux_frames(&h).contains(&Frame::fin(3)))
+    h.pump_until("FIN 3", |h| smux_frames(h).contains(&Frame::fin(3)))
         .await;
     h.send(
         PayloadType::Output,
         smux(&[Frame::psh(5, b"+more".to_vec()).unwrap()]),
     );
     h.pump_until("stream 5 still open", |h| {
-        smux_data(&h, 5) == b"data-of-the-second-stream+more"
+        smux_data(h, 5) == b"data-of-the-second-stream+more"
     })
     .await;
     h.send(PayloadType::Output, smux(&[Frame::fin(5)]));
-    h.pump_until("FIN 5", |h| smux_frames(&h).contains(&Frame::fin(5)))
+    h.pump_until("FIN 5", |h| smux_frames(h).contains(&Frame::fin(5)))
         .await;
 
     let frames = smux_frames(&h);
@@ -489,7 +489,7 @@ async fn mux_dial_failure_is_connect_to_port_error() {
     handshake(&mut h, "1.2.677.0").await;
     h.send(PayloadType::Output, smux(&[Frame::syn(3)]));
     h.pump_until("ConnectToPortError and FIN", |h| {
-        smux_frames(&h).contains(&Frame::fin(3))
+        smux_frames(h).contains(&Frame::fin(3))
             && h.delivered
                 .iter()
                 .any(|m| m.payload_type == PayloadType::Flag)

@@ -61,6 +61,51 @@ pub fn task_complete(session: &str, status: &str, output: &str) -> String {
     )
 }
 
+/// Serves `router` on a free loopback port until `shutdown` is cancelled.
+pub async fn serve(router: Router, shutdown: &CancellationToken) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let shutdown = shutdown.clone();
+    tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await
+            .unwrap();
+    });
+    addr
+}
+
+/// The one simulated instance: [`INSTANCE`], Debian 12, agent 3.3.1142.0, no tags.
+pub fn instance() -> InstanceConfig {
+    InstanceConfig {
+        instance_id: INSTANCE.to_owned(),
+        platform_name: "Debian GNU/Linux".to_owned(),
+        platform_version: "12".to_owned(),
+        agent_version: "3.3.1142.0".to_owned(),
+        computer_name: "ip-192-0-2-2".to_owned(),
+        ip_address: "192.0.2.2".to_owned(),
+        tags: Default::default(),
+    }
+}
+
+/// A fleet of [`instance`] against the fake at `addr`, its state in `work`, fast timings with
+/// no heartbeat during a test; tests change the fields they are about.
+pub fn fleet_config(addr: SocketAddr, work: &TempDir) -> FleetConfig {
+    FleetConfig {
+        endpoint: Endpoint::parse(&format!("http://{addr}")).unwrap(),
+        instances: vec![instance()],
+        timings: Timings {
+            heartbeat: Duration::from_secs(3600),
+            ..Timings::fast()
+        },
+        proxy: None,
+        work_dir: work.path().join("state"),
+        default_working_dir: work.path().to_path_buf(),
+        region: "us-east-1".to_owned(),
+        seed: 1,
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The fake service.
 // ---------------------------------------------------------------------------------------------
@@ -249,39 +294,10 @@ impl Harness {
             data: Mutex::new(None),
             tokens: Mutex::new(0),
         });
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr: SocketAddr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
-        let server_shutdown = shutdown.clone();
-        let router = app(fake.clone());
-        tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(server_shutdown.cancelled_owned())
-                .await
-                .unwrap();
-        });
+        let addr = serve(app(fake.clone()), &shutdown).await;
         let work = TempDir::new().unwrap();
-        let config = FleetConfig {
-            endpoint: Endpoint::parse(&format!("http://{addr}")).unwrap(),
-            instances: vec![InstanceConfig {
-                instance_id: INSTANCE.to_owned(),
-                platform_name: "Debian GNU/Linux".to_owned(),
-                platform_version: "12".to_owned(),
-                agent_version: "3.3.1142.0".to_owned(),
-                computer_name: "ip-192-0-2-2".to_owned(),
-                ip_address: "192.0.2.2".to_owned(),
-                tags: Default::default(),
-            }],
-            timings: Timings {
-                heartbeat: Duration::from_secs(3600),
-                ..Timings::fast()
-            },
-            proxy: None,
-            work_dir: work.path().join("state"),
-            default_working_dir: work.path().to_path_buf(),
-            region: "us-east-1".to_owned(),
-            seed: 1,
-        };
+        let config = fleet_config(addr, &work);
         let fleet_shutdown = shutdown.clone();
         let fleet = tokio::spawn(async move {
             ssm_agent_sim::run_fleet(config, fleet_shutdown)
