@@ -281,8 +281,7 @@ async fn basic_mode_relays_and_reconnects() {
     h.send(PayloadType::Flag, Flag::DisconnectToPort.encode().to_vec());
     h.send(PayloadType::Output, b"second connection".to_vec());
     expected.extend_from_slice(b"second connection");
-    h.pump_until("second echo", |h| output(h) == expected)
-        .await;
+    h.pump_until("second echo", |h| output(h) == expected).await;
     assert_eq!(accepted.load(Ordering::SeqCst), 2, "a new connection");
     assert_output_chunks(&h);
 
