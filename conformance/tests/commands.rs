@@ -6,23 +6,18 @@
 //!
 //! Every wait is bounded; nothing sleeps for time to pass.
 
-use std::io::Read;
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+mod common;
 
-use axum::Router;
-use axum::extract::State;
-use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
-use axum::response::IntoResponse;
-use axum::routing::any;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::ws::{Message as WsMessage, WebSocket};
 use serde_json::Value;
-use ssm_protocol::payload::{Acknowledge, ChannelClosed, to_json_bytes};
+use ssm_protocol::payload::{Acknowledge, to_json_bytes};
 use ssm_protocol::{Flags, Message, MessageType, PayloadType, Validation};
 use tokio::sync::mpsc;
-use uuid::Uuid;
+
+use common::{Client, fake_data_channel, next_id, now_ms, output_message, ssm_session};
 
 const SESSION: &str = "sess-0f1e2d3c4b5a69788";
 const WAIT: Duration = Duration::from_secs(15);
@@ -32,34 +27,6 @@ const HANDSHAKE_REQUEST: &str = r#"{"AgentVersion":"3.3.1142.0","RequestedClient
 /// Its HandshakeComplete.
 const HANDSHAKE_COMPLETE: &str = r#"{"HandshakeTimeToComplete":992030,"CustomerMessage":""}"#;
 
-/// A fake data channel on a free port: each accepted websocket goes to the test.
-async fn fake() -> (SocketAddr, mpsc::UnboundedReceiver<WebSocket>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, sockets) = mpsc::unbounded_channel::<WebSocket>();
-    let app = Router::new()
-        .route(
-            "/v1/data-channel/{id}",
-            any(
-                |ws: WebSocketUpgrade, State(tx): State<mpsc::UnboundedSender<WebSocket>>| async move {
-                    ws.on_upgrade(move |socket| async move {
-                        let _ = tx.send(socket);
-                    })
-                    .into_response()
-                },
-            ),
-        )
-        .with_state(tx);
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (addr, sockets)
-}
-
-/// `ssm-session` in the AWS CLI's 6-argument form, stdout collected by a thread.
-struct Client {
-    child: Child,
-    stdout: Arc<Mutex<Vec<u8>>>,
-}
-
 impl Client {
     fn start(addr: SocketAddr) -> Client {
         let response = serde_json::json!({
@@ -67,90 +34,14 @@ impl Client {
             "TokenValue": "tok-0",
             "StreamUrl": format!("ws://{addr}/v1/data-channel/{SESSION}?role=publish_subscribe"),
         });
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ssm-session"))
-            .args([
-                "AWS_SSM_START_SESSION_RESPONSE",
-                "us-east-1",
-                "StartSession",
-                "",
-                "{\"Target\": \"i-0123456789abcdef0\", \"DocumentName\": \"AWS-StartNonInteractiveCommand\"}",
-                &format!("http://{addr}"),
-            ])
-            .env("AWS_SSM_START_SESSION_RESPONSE", response.to_string())
-            .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
-            .env("AWS_SECRET_ACCESS_KEY", "secrettest")
-            .env_remove("AWS_SESSION_TOKEN")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut out = child.stdout.take().unwrap();
-        let stdout = Arc::new(Mutex::new(Vec::new()));
-        let sink = stdout.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = out.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock().unwrap().extend_from_slice(&buf[..n]);
-            }
-        });
-        Client { child, stdout }
+        let mut command = ssm_session(
+            "AWS_SSM_START_SESSION_RESPONSE",
+            "{\"Target\": \"i-0123456789abcdef0\", \"DocumentName\": \"AWS-StartNonInteractiveCommand\"}",
+            &format!("http://{addr}"),
+        );
+        command.env("AWS_SSM_START_SESSION_RESPONSE", response.to_string());
+        Client::spawn(&mut command, WAIT)
     }
-
-    /// Waits for the exit; returns (status, all of stdout).
-    async fn exit(mut self) -> (i32, String) {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                // The reader thread takes the last bytes once the pipe ends.
-                let read_deadline = Instant::now() + WAIT;
-                while Arc::strong_count(&self.stdout) > 1 && Instant::now() < read_deadline {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-                let stdout = String::from_utf8_lossy(&self.stdout.lock().unwrap()).into_owned();
-                return (status.code().expect("exited, not killed"), stdout);
-            }
-            assert!(Instant::now() < deadline, "ssm-session did not exit");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-}
-
-impl Drop for Client {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn next_id() -> Uuid {
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    Uuid::from_u128(
-        0xc0de_0000_0000_4000_8000_0000_0000_0000
-            | u128::from(NEXT.fetch_add(1, Ordering::Relaxed)),
-    )
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis()
-        .try_into()
-        .unwrap()
-}
-
-/// `output_stream_data` as the agent writes it (SYN on seq 0, §1.6).
-fn output(seq: i64, payload_type: PayloadType, payload: &[u8]) -> Message {
-    let mut message = Message::new(MessageType::OutputStreamData, now_ms(), next_id());
-    message.sequence_number = seq;
-    message.flags = if seq == 0 { Flags::SYN } else { Flags::NONE };
-    message.payload_type = payload_type;
-    message.payload = payload.to_vec();
-    message
 }
 
 fn ack(of: &Message) -> Vec<u8> {
@@ -167,16 +58,7 @@ fn ack(of: &Message) -> Vec<u8> {
 }
 
 fn channel_closed() -> Vec<u8> {
-    let mut message = Message::new(MessageType::ChannelClosed, now_ms(), next_id());
-    message.payload = to_json_bytes(&ChannelClosed::new(
-        next_id().to_string(),
-        now_ms().to_string(),
-        "i-0123456789abcdef0".to_owned(),
-        SESSION.to_owned(),
-        String::new(),
-    ))
-    .unwrap();
-    message.encode()
+    common::channel_closed(SESSION, "")
 }
 
 /// The agent end: sends output, and acks every `input_stream_data` it reads.
@@ -246,7 +128,7 @@ async fn handshake(sockets: &mut mpsc::UnboundedReceiver<WebSocket>) -> Agent {
         inputs: Vec::new(),
     };
     agent
-        .deliver(output(
+        .deliver(output_message(
             0,
             PayloadType::HandshakeRequest,
             HANDSHAKE_REQUEST.as_bytes(),
@@ -268,7 +150,7 @@ async fn handshake(sockets: &mut mpsc::UnboundedReceiver<WebSocket>) -> Agent {
         "{response}"
     );
     agent
-        .deliver(output(
+        .deliver(output_message(
             1,
             PayloadType::HandshakeComplete,
             HANDSHAKE_COMPLETE.as_bytes(),
@@ -284,17 +166,21 @@ async fn handshake(sockets: &mut mpsc::UnboundedReceiver<WebSocket>) -> Agent {
 /// Runs a session whose command wrote `out` and `err` and ended with `exit_code`; returns
 /// ssm-session's exit status and stdout.
 async fn session_with_exit_code(exit_code: &str) -> (i32, String) {
-    let (addr, mut sockets) = fake().await;
+    let (addr, mut sockets) = fake_data_channel().await;
     let client = Client::start(addr);
     let mut agent = handshake(&mut sockets).await;
     agent
-        .deliver(output(2, PayloadType::Output, b"out\n"))
+        .deliver(output_message(2, PayloadType::Output, b"out\n"))
         .await;
     agent
-        .deliver(output(3, PayloadType::StdErr, b"err\n"))
+        .deliver(output_message(3, PayloadType::StdErr, b"err\n"))
         .await;
     agent
-        .deliver(output(4, PayloadType::ExitCode, exit_code.as_bytes()))
+        .deliver(output_message(
+            4,
+            PayloadType::ExitCode,
+            exit_code.as_bytes(),
+        ))
         .await;
     agent.send(channel_closed()).await;
     client.exit().await

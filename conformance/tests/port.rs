@@ -4,23 +4,20 @@
 //!
 //! Every wait is bounded.
 
-use std::collections::VecDeque;
-use std::io::{Read, Write};
-use std::net::SocketAddr;
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+mod common;
 
-use axum::Router;
-use axum::extract::State;
-use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
-use axum::response::IntoResponse;
-use axum::routing::any;
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{Message as WsMessage, WebSocket};
 use ssm_protocol::reliable::{Config, Event, ReliableStream};
 use ssm_protocol::{Message, MessageType, PayloadType, Validation};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
+
+use common::{Client, fake_data_channel, now_ms, ssm_session};
 
 const SESSION: &str = "sess-df175a79ae04437fb";
 const WAIT: Duration = Duration::from_secs(15);
@@ -34,34 +31,6 @@ const SYN_3: [u8; 8] = [1, 0, 0, 0, 3, 0, 0, 0];
 const SYN_5: [u8; 8] = [1, 0, 0, 0, 5, 0, 0, 0];
 const FIN_3: [u8; 8] = [1, 1, 0, 0, 3, 0, 0, 0];
 const FIN_5: [u8; 8] = [1, 1, 0, 0, 5, 0, 0, 0];
-
-async fn data_channel(
-    ws: WebSocketUpgrade,
-    State(sockets): State<mpsc::UnboundedSender<WebSocket>>,
-) -> impl IntoResponse {
-    ws.on_upgrade(move |socket| async move {
-        let _ = sockets.send(socket);
-    })
-}
-
-/// Starts the data-channel endpoint; returns its address and the accepted sockets.
-async fn fake() -> (SocketAddr, mpsc::UnboundedReceiver<WebSocket>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = mpsc::unbounded_channel();
-    let app = Router::new()
-        .route("/v1/data-channel/{id}", any(data_channel))
-        .with_state(tx);
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (addr, rx)
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
 
 /// The agent end of the data channel.
 struct Agent {
@@ -197,69 +166,18 @@ fn assert_input(message: &Message, seq: i64, payload_type: PayloadType, payload:
     );
 }
 
-/// The `ssm-session` child, its stdout collected by a thread.
-struct Client {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    stdout: Arc<Mutex<Vec<u8>>>,
-}
-
 impl Client {
     fn start(addr: SocketAddr) -> Client {
         let url = format!("ws://{addr}/v1/data-channel/{SESSION}?role=publish_subscribe");
         let response =
             serde_json::json!({"SessionId": SESSION, "TokenValue": "tok-0", "StreamUrl": url});
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ssm-session"))
-            .args([
-                "AWS_SSM_START_SESSION_RESPONSE",
-                "us-east-1",
-                "StartSession",
-                "",
-                "{\"Target\": \"i-0123456789abcdef0\"}",
-                &format!("http://{addr}"),
-            ])
-            .env("AWS_SSM_START_SESSION_RESPONSE", response.to_string())
-            .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
-            .env("AWS_SECRET_ACCESS_KEY", "secrettest")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take();
-        let mut out = child.stdout.take().unwrap();
-        let stdout = Arc::new(Mutex::new(Vec::new()));
-        let sink = stdout.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = out.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock().unwrap().extend_from_slice(&buf[..n]);
-            }
-        });
-        Client {
-            child,
-            stdin,
-            stdout,
-        }
-    }
-
-    fn stdout(&self) -> String {
-        String::from_utf8_lossy(&self.stdout.lock().unwrap()).into_owned()
-    }
-
-    async fn wait_stdout(&self, needle: &str) {
-        let deadline = Instant::now() + WAIT;
-        while !self.stdout().contains(needle) {
-            assert!(
-                Instant::now() < deadline,
-                "stdout never showed {needle:?}: {:?}",
-                self.stdout()
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let mut command = ssm_session(
+            "AWS_SSM_START_SESSION_RESPONSE",
+            "{\"Target\": \"i-0123456789abcdef0\"}",
+            &format!("http://{addr}"),
+        );
+        command.env("AWS_SSM_START_SESSION_RESPONSE", response.to_string());
+        Client::spawn(&mut command, WAIT)
     }
 
     /// The local port from the `Port <N> opened` line.
@@ -273,25 +191,6 @@ impl Client {
     fn interrupt(&self) {
         let pid = rustix::process::Pid::from_child(&self.child);
         rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
-    }
-
-    async fn exit(mut self) -> (i32, String) {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                return (status.code().expect("exited, not killed"), self.stdout());
-            }
-            assert!(Instant::now() < deadline, "no exit: {:?}", self.stdout());
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-}
-
-impl Drop for Client {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -319,7 +218,7 @@ const MUX_PROPERTIES: &str =
 
 #[tokio::test]
 async fn mux_mode_like_the_plugin_trace() {
-    let (addr, mut sockets) = fake().await;
+    let (addr, mut sockets) = fake_data_channel().await;
     let client = Client::start(addr);
     let mut agent = Agent::accept(&mut sockets).await;
     agent
@@ -413,7 +312,7 @@ async fn mux_mode_like_the_plugin_trace() {
 
 #[tokio::test]
 async fn mux_keepalive_for_old_agents() {
-    let (addr, mut sockets) = fake().await;
+    let (addr, mut sockets) = fake_data_channel().await;
     let _client = Client::start(addr);
     let mut agent = Agent::accept(&mut sockets).await;
     agent.handshake("3.1.1511.0", MUX_PROPERTIES, "").await;
@@ -430,7 +329,7 @@ async fn mux_keepalive_for_old_agents() {
 
 /// Basic mode: the trace plugin-port_basic.jsonl up to SIGINT.
 async fn basic_session(agent_version: &str) -> (Client, Agent, TcpStream) {
-    let (addr, mut sockets) = fake().await;
+    let (addr, mut sockets) = fake_data_channel().await;
     let client = Client::start(addr);
     let mut agent = Agent::accept(&mut sockets).await;
     let properties = "{\"portNumber\": \"80\", \"type\": \"LocalPortForwarding\", \
@@ -534,15 +433,13 @@ fn uuid_like() -> uuid::Uuid {
 
 #[tokio::test]
 async fn stdin_stdout_mode_for_ssh() {
-    let (addr, mut sockets) = fake().await;
+    let (addr, mut sockets) = fake_data_channel().await;
     let mut client = Client::start(addr);
     let mut agent = Agent::accept(&mut sockets).await;
     agent
         .handshake("3.3.1142.0", "{\"portNumber\": \"22\"}", "")
         .await;
-    let stdin = client.stdin.as_mut().unwrap();
-    stdin.write_all(b"SSH-2.0-OpenSSH_9.2\r\n").unwrap();
-    stdin.flush().unwrap();
+    client.type_in(b"SSH-2.0-OpenSSH_9.2\r\n");
     assert_input(
         &agent.input().await,
         1,
@@ -555,12 +452,11 @@ async fn stdin_stdout_mode_for_ssh() {
     client.wait_stdout("SSH-2.0-server\r\n").await;
     agent.pump(Duration::from_millis(50)).await;
     assert_eq!(agent.stream.unacked(), 0);
-    client.stdin = None;
-    let stdout = client.stdout.clone();
-    let (status, _) = client.exit().await;
+    client.close_stdin();
+    let (status, stdout) = client.exit_bytes().await;
     assert_eq!(status, 0);
     assert_eq!(
-        *stdout.lock().unwrap(),
+        stdout,
         [
             format!("\nStarting session with SessionId: {SESSION}\n").as_bytes(),
             b"SSH-2.0-server\r\n\x00\xff"
@@ -571,7 +467,7 @@ async fn stdin_stdout_mode_for_ssh() {
 
 #[tokio::test]
 async fn unknown_session_type_and_kms_are_refused() {
-    let (addr, mut sockets) = fake().await;
+    let (addr, mut sockets) = fake_data_channel().await;
     let client = Client::start(addr);
     let mut agent = Agent::accept(&mut sockets).await;
     let request = "{\"AgentVersion\":\"3.3.1142.0\",\"RequestedClientActions\":[\
@@ -610,7 +506,7 @@ async fn unix_socket_listener() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("local.sock");
     let _ = std::fs::remove_file(&path);
-    let (addr, mut sockets) = fake().await;
+    let (addr, mut sockets) = fake_data_channel().await;
     let client = Client::start(addr);
     let mut agent = Agent::accept(&mut sockets).await;
     let properties = serde_json::json!({

@@ -3,13 +3,13 @@
 //!
 //! Every wait is bounded; nothing sleeps for time to pass.
 
+mod common;
+
 use std::collections::VecDeque;
-use std::io::{Read, Write};
 use std::net::SocketAddr;
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
@@ -17,10 +17,12 @@ use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::routing::{any, post};
-use ssm_protocol::payload::{Acknowledge, ChannelClosed, OpenDataChannelInput, to_json_bytes};
+use ssm_protocol::payload::{Acknowledge, OpenDataChannelInput, to_json_bytes};
 use ssm_protocol::{Flags, Message, MessageType, PayloadType, Validation};
 use tokio::sync::mpsc;
 use uuid::Uuid;
+
+use common::{Client, next_id, now_ms, output, send, ssm_session};
 
 const SESSION: &str = "sess-76898a33130340f09";
 const WAIT: Duration = Duration::from_secs(15);
@@ -131,13 +133,6 @@ async fn api(State(state): State<FakeState>, headers: HeaderMap, body: String) -
         .to_string()
 }
 
-/// The `ssm-session` child, its stdout collected by a thread.
-struct Client {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    stdout: Arc<Mutex<Vec<u8>>>,
-}
-
 impl Client {
     /// Starts the 6-argument form with the response in AWS_SSM_START_SESSION_RESPONSE, as the
     /// AWS CLI does (trace `plugin_argv`).
@@ -147,92 +142,13 @@ impl Client {
             "TokenValue": token,
             "StreamUrl": stream_url(addr),
         });
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ssm-session"))
-            .args([
-                "AWS_SSM_START_SESSION_RESPONSE",
-                "us-east-1",
-                "StartSession",
-                "",
-                "{\"Target\": \"i-0123456789abcdef0\"}",
-                &format!("http://{addr}"),
-            ])
-            .env("AWS_SSM_START_SESSION_RESPONSE", response.to_string())
-            .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
-            .env("AWS_SECRET_ACCESS_KEY", "secrettest")
-            .env_remove("AWS_SESSION_TOKEN")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take();
-        let mut out = child.stdout.take().unwrap();
-        let stdout = Arc::new(Mutex::new(Vec::new()));
-        let sink = stdout.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = out.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock().unwrap().extend_from_slice(&buf[..n]);
-            }
-        });
-        Client {
-            child,
-            stdin,
-            stdout,
-        }
-    }
-
-    fn type_in(&mut self, bytes: &[u8]) {
-        let stdin = self.stdin.as_mut().unwrap();
-        stdin.write_all(bytes).unwrap();
-        stdin.flush().unwrap();
-    }
-
-    fn close_stdin(&mut self) {
-        self.stdin = None;
-    }
-
-    fn stdout(&self) -> String {
-        String::from_utf8_lossy(&self.stdout.lock().unwrap()).into_owned()
-    }
-
-    async fn wait_stdout(&self, needle: &str) {
-        let deadline = Instant::now() + WAIT;
-        while !self.stdout().contains(needle) {
-            assert!(
-                Instant::now() < deadline,
-                "stdout never showed {needle:?}: {:?}",
-                self.stdout()
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-
-    /// Waits for the exit and returns (status, all of stdout).
-    async fn exit(mut self) -> (i32, String) {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                // Let the reader thread take the last bytes.
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                return (status.code().expect("exited, not killed"), self.stdout());
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("ssm-session did not exit; stdout: {:?}", self.stdout());
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-}
-
-impl Drop for Client {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let mut command = ssm_session(
+            "AWS_SSM_START_SESSION_RESPONSE",
+            "{\"Target\": \"i-0123456789abcdef0\"}",
+            &format!("http://{addr}"),
+        );
+        command.env("AWS_SSM_START_SESSION_RESPONSE", response.to_string());
+        Client::spawn(&mut command, WAIT)
     }
 }
 
@@ -307,32 +223,6 @@ async fn open(ws: &mut WebSocket, token: &str) -> OpenDataChannelInput {
     parsed
 }
 
-/// MessageIds for the fake's frames: distinct, not random.
-fn next_id() -> Uuid {
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    Uuid::from_u128(
-        0xfa4e_0000_0000_4000_8000_0000_0000_0000
-            | u128::from(NEXT.fetch_add(1, Ordering::Relaxed)),
-    )
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
-
-/// `output_stream_data` as the agent writes it: Flags 1 on seq 0 (§1.6).
-fn output(seq: i64, payload_type: PayloadType, payload: &[u8]) -> Vec<u8> {
-    let mut message = Message::new(MessageType::OutputStreamData, now_ms(), next_id());
-    message.sequence_number = seq;
-    message.flags = if seq == 0 { Flags(1) } else { Flags::NONE };
-    message.payload_type = payload_type;
-    message.payload = payload.to_vec();
-    message.encode()
-}
-
 fn ack(of: &Message) -> Vec<u8> {
     let mut message = Message::new(MessageType::Acknowledge, now_ms(), next_id());
     message.flags = Flags(3);
@@ -347,20 +237,7 @@ fn ack(of: &Message) -> Vec<u8> {
 }
 
 fn channel_closed(output: &str) -> Vec<u8> {
-    let mut message = Message::new(MessageType::ChannelClosed, now_ms(), next_id());
-    message.payload = to_json_bytes(&ChannelClosed::new(
-        next_id().to_string(),
-        now_ms().to_string(),
-        "i-0123456789abcdef0".to_owned(),
-        SESSION.to_owned(),
-        output.to_owned(),
-    ))
-    .unwrap();
-    message.encode()
-}
-
-async fn send(ws: &mut WebSocket, frame: Vec<u8>) {
-    ws.send(WsMessage::Binary(frame.into())).await.unwrap();
+    common::channel_closed(SESSION, output)
 }
 
 fn assert_ack_of(message: &Message, seq: i64, sent: &[u8]) {

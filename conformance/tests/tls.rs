@@ -6,13 +6,13 @@
 //! neither: the variables are always set or removed explicitly, since the machine running the
 //! tests may set them globally. Every wait is bounded; nothing sleeps for time to pass.
 
-use std::io::Read;
+mod common;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
@@ -22,15 +22,16 @@ use axum::response::IntoResponse;
 use axum::routing::{any, post};
 use axum::serve::Listener;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-use ssm_protocol::payload::{ChannelClosed, OpenDataChannelInput, to_json_bytes};
-use ssm_protocol::{Flags, Message, MessageType, PayloadType, Validation};
+use ssm_protocol::payload::OpenDataChannelInput;
+use ssm_protocol::{Message, MessageType, PayloadType, Validation};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::rustls::crypto::ring;
 use tokio_rustls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
-use uuid::Uuid;
+
+use common::{Client, output, send, ssm_session};
 
 const SESSION: &str = "sess-0123456789abcdef0";
 const WAIT: Duration = Duration::from_secs(30);
@@ -193,13 +194,6 @@ enum Trust {
     Nothing,
 }
 
-/// The `ssm-session` child with the 6-argument form of the AWS CLI, the API endpoint
-/// `https://<fake>`; its stdout collected by a thread.
-struct Client {
-    child: Child,
-    stdout: Arc<Mutex<Vec<u8>>>,
-}
-
 impl Client {
     fn start(addr: SocketAddr, ca_file: &Path, trust: Trust) -> Client {
         let response = serde_json::json!({
@@ -207,22 +201,11 @@ impl Client {
             "TokenValue": "tok-0",
             "StreamUrl": format!("wss://{addr}/v1/data-channel/{SESSION}?role=publish_subscribe"),
         });
-        let mut command = Command::new(env!("CARGO_BIN_EXE_ssm-session"));
-        command
-            .args([
-                &response.to_string(),
-                "us-east-1",
-                "StartSession",
-                "",
-                "{\"Target\": \"i-0123456789abcdef0\"}",
-                &format!("https://{addr}"),
-            ])
-            .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
-            .env("AWS_SECRET_ACCESS_KEY", "secrettest")
-            .env_remove("AWS_SESSION_TOKEN")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+        let mut command = ssm_session(
+            &response.to_string(),
+            "{\"Target\": \"i-0123456789abcdef0\"}",
+            &format!("https://{addr}"),
+        );
         for variable in CA_VARIABLES {
             command.env_remove(variable);
         }
@@ -231,60 +214,7 @@ impl Client {
             Trust::SslCertFile => command.env("SSL_CERT_FILE", ca_file),
             Trust::Nothing => &mut command,
         };
-        let mut child = command.spawn().unwrap();
-        let mut out = child.stdout.take().unwrap();
-        let stdout = Arc::new(Mutex::new(Vec::new()));
-        let sink = stdout.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = out.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock().unwrap().extend_from_slice(&buf[..n]);
-            }
-        });
-        Client { child, stdout }
-    }
-
-    fn stdout(&self) -> String {
-        String::from_utf8_lossy(&self.stdout.lock().unwrap()).into_owned()
-    }
-
-    async fn wait_stdout(&self, needle: &str) {
-        let deadline = Instant::now() + WAIT;
-        while !self.stdout().contains(needle) {
-            assert!(
-                Instant::now() < deadline,
-                "stdout never showed {needle:?}: {:?}",
-                self.stdout()
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-
-    /// Waits for the exit and returns (status, all of stdout).
-    async fn exit(mut self) -> (i32, String) {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                // Let the reader thread take the last bytes.
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                return (status.code().expect("exited, not killed"), self.stdout());
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("ssm-session did not exit; stdout: {:?}", self.stdout());
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-}
-
-impl Drop for Client {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        Client::spawn(&mut command, WAIT)
     }
 }
 
@@ -302,47 +232,8 @@ async fn open(ws: &mut WebSocket) -> OpenDataChannelInput {
     }
 }
 
-/// MessageIds for the fake's frames: distinct, not random.
-fn next_id() -> Uuid {
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    Uuid::from_u128(
-        0x7150_0000_0000_4000_8000_0000_0000_0000
-            | u128::from(NEXT.fetch_add(1, Ordering::Relaxed)),
-    )
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
-
-/// `output_stream_data` as the agent writes it: Flags 1 on seq 0 (§1.6).
-fn output(seq: i64, payload_type: PayloadType, payload: &[u8]) -> Vec<u8> {
-    let mut message = Message::new(MessageType::OutputStreamData, now_ms(), next_id());
-    message.sequence_number = seq;
-    message.flags = if seq == 0 { Flags(1) } else { Flags::NONE };
-    message.payload_type = payload_type;
-    message.payload = payload.to_vec();
-    message.encode()
-}
-
 fn channel_closed() -> Vec<u8> {
-    let mut message = Message::new(MessageType::ChannelClosed, now_ms(), next_id());
-    message.payload = to_json_bytes(&ChannelClosed::new(
-        next_id().to_string(),
-        now_ms().to_string(),
-        "i-0123456789abcdef0".to_owned(),
-        SESSION.to_owned(),
-        String::new(),
-    ))
-    .unwrap();
-    message.encode()
-}
-
-async fn send(ws: &mut WebSocket, frame: Vec<u8>) {
-    ws.send(WsMessage::Binary(frame.into())).await.unwrap();
+    common::channel_closed(SESSION, "")
 }
 
 /// The next data-channel message from the client, skipping pings.
