@@ -11,8 +11,20 @@
 //! - [`run_command_cli`], [`run_command_boto3`], [`run_command_sdk`]: Run Command with each
 //!   client against a separate `ssm-agent-sim` fleet;
 //! - [`sdk`]: aws-sdk-ssm's typed errors and paginator;
+//! - [`scenarios`]: the shipped scenario files run with `ssm-emulator scenario run`;
+//! - [`session_bridge`]: shells and port forwarding through aws-ssm-bridge, an independent
+//!   client;
 //! - [`session_cli`]: `aws ssm start-session` through `ssm-session` as the plugin, over pipes
-//!   and on a terminal, and TerminateSession.
+//!   and on a terminal, and TerminateSession;
+//! - [`session_commands`]: InteractiveCommands and NonInteractiveCommands sessions;
+//! - [`session_lifecycle`]: Session Manager preferences (idle timeout, the transcript in the
+//!   History's OutputUrl);
+//! - [`session_port`]: port forwarding to a local HTTP server, mux and basic mode;
+//! - [`session_ssh`]: OpenSSH `ssh` and `scp` with the tutorial's ProxyCommand;
+//! - [`session_tls`]: the API over `https://` and the data channel over `wss://`.
+//!
+//! The session tests share `ssm_e2e::session` (the plugin on `PATH`, the CLI's session with its
+//! output captured, the History poll).
 
 mod agent;
 mod binary;

@@ -6,124 +6,14 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
-use ssm_e2e::{Aws, Fleet, process};
-use tempfile::TempDir;
+use ssm_e2e::Fleet;
+use ssm_e2e::session::{CliSession, Plugin, history};
 
-/// A bound on each poll (output, exit, the History). Not an assertion: each step takes well
-/// under a second.
+/// A bound on each read from the emulator. Not an assertion: each takes well under a second.
 const LIMIT: Duration = Duration::from_secs(60);
-const STEP: Duration = Duration::from_millis(20);
-
-const START_LINE: &str = "\nStarting session with SessionId: ";
-
-/// `aws ssm start-session --target <target>` over pipes with `ssm-session` as the plugin:
-/// stdout captured, stdin open; killed on drop.
-struct Client {
-    child: Child,
-    stdout: Arc<Mutex<Vec<u8>>>,
-    /// Holds the `session-manager-plugin` link while the CLI runs.
-    _plugin: TempDir,
-}
-
-impl Client {
-    fn start(aws: &Aws, target: &str) -> Client {
-        let plugin = tempfile::tempdir().expect("can create a temporary directory");
-        std::os::unix::fs::symlink(
-            process::binary("ssm-session"),
-            plugin.path().join("session-manager-plugin"),
-        )
-        .expect("can link session-manager-plugin to ssm-session");
-        let mut dirs = vec![plugin.path().to_path_buf()];
-        dirs.extend(std::env::split_paths(
-            &std::env::var_os("PATH").unwrap_or_default(),
-        ));
-        let mut command: Command = aws.command(&["ssm", "start-session", "--target", target]);
-        let mut child = command
-            .env(
-                "PATH",
-                std::env::join_paths(dirs).expect("PATH entries join"),
-            )
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("can start the AWS CLI");
-        let stdout = Arc::new(Mutex::new(Vec::new()));
-        let mut pipe = child.stdout.take().expect("stdout is piped");
-        let into = stdout.clone();
-        thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = pipe.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                into.lock().expect("no panic").extend_from_slice(&buf[..n]);
-            }
-        });
-        Client {
-            child,
-            stdout,
-            _plugin: plugin,
-        }
-    }
-
-    /// The output so far, carriage returns removed (the remote PTY adds them).
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.stdout.lock().expect("no panic")).replace('\r', "")
-    }
-
-    /// Polls the output until `found` gives a value; panics with the output if it does not
-    /// within `LIMIT`.
-    fn wait_for<T>(&self, what: &str, found: impl Fn(&str) -> Option<T>) -> T {
-        let deadline = Instant::now() + LIMIT;
-        loop {
-            let text = self.text();
-            if let Some(value) = found(&text) {
-                return value;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the CLI did not print {what} within {LIMIT:?}; its output:\n{text}"
-            );
-            thread::sleep(STEP);
-        }
-    }
-
-    fn type_in(&mut self, text: &str) {
-        let stdin = self.child.stdin.as_mut().expect("stdin is piped");
-        stdin.write_all(text.as_bytes()).expect("can write input");
-        stdin.flush().expect("can flush input");
-    }
-
-    /// Waits (bounded) for the CLI to exit; returns whether it exited 0.
-    fn exit_success(&mut self) -> bool {
-        let deadline = Instant::now() + LIMIT;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("can wait for the CLI") {
-                return status.success();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the CLI still runs after {LIMIT:?}; output:\n{}",
-                self.text()
-            );
-            thread::sleep(STEP);
-        }
-    }
-}
-
-impl Drop for Client {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// One plain HTTP/1.1 request to the emulator; returns the status and the body.
 fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, Vec<u8>) {
@@ -152,27 +42,6 @@ fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, Vec<u8>
         .expect("a status code");
     // `Connection: close` and no chunking from axum for these small bodies.
     (status, raw[split + 4..].to_vec())
-}
-
-/// The session in `aws ssm describe-sessions --state History`, once it is listed.
-fn history(aws: &Aws, session_id: &str) -> Value {
-    let deadline = Instant::now() + LIMIT;
-    loop {
-        let sessions = aws.ssm(&["describe-sessions", "--state", "History"]).json();
-        if let Some(session) = sessions["Sessions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|s| s["SessionId"] == session_id)
-        {
-            return session.clone();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{session_id} not in the History after {LIMIT:?}: {sessions:#}"
-        );
-        thread::sleep(STEP * 5);
-    }
 }
 
 /// idleSessionTimeout 1 and an S3 bucket saved with `aws ssm update-document`; a shell prints
@@ -213,12 +82,10 @@ fn idle_timeout_ends_the_client_and_the_history_links_the_transcript() {
         "{updated:#}"
     );
 
-    let mut client = Client::start(&aws, &fleet.ids[0]);
-    let session_id = client.wait_for("the start line and the prompt", |text| {
-        let (_, rest) = text.split_once(START_LINE)?;
-        let (id, after) = rest.split_once('\n')?;
-        (!after.is_empty()).then(|| id.to_owned())
-    });
+    let plugin = Plugin::install();
+    let mut client =
+        CliSession::over_pipes(plugin.start_session(&aws, &["--target", &fleet.ids[0]]));
+    let (session_id, _) = client.wait_for_shell();
     client.type_in("echo idle-$((6*7))\n");
     client.wait_for("idle-42", |text| text.contains("idle-42\n").then_some(()));
 
@@ -239,7 +106,7 @@ fn idle_timeout_ends_the_client_and_the_history_links_the_transcript() {
     client.wait_for("the timeout line", |text| {
         text.ends_with(&line).then_some(())
     });
-    assert!(client.exit_success(), "output:\n{}", client.text());
+    assert!(client.wait_exit().success(), "output:\n{}", client.text());
 
     let session = history(&aws, &session_id);
     assert_eq!(session["Status"], "Terminated", "{session:#}");

@@ -1,15 +1,18 @@
 //! Session Manager through the AWS CLI for the port-forwarding and SSH tests: `ssm-session`
 //! installed as `session-manager-plugin`, a bounded wait for a session's place in the History,
 //! the local HTTP server a tunnel reaches, and the small tools those tests share (free ports,
-//! reproducible random bytes, SHA-256 with coreutils, SIGINT to a process group).
+//! reproducible random bytes, SHA-256 with coreutils, SIGINT to a process group), and
+//! [`CliSession`], `aws ssm start-session` over pipes or on a terminal with its output captured.
 
 use std::ffi::OsString;
+use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::Arc;
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -82,6 +85,232 @@ impl Plugin {
             .collect();
         environment.push(("AWS_ENDPOINT_URL".into(), endpoint.into()));
         environment
+    }
+}
+
+/// The line the plugin prints before a session's id.
+pub const START_LINE: &str = "\nStarting session with SessionId: ";
+
+/// How long [`CliSession`] waits between two looks at the output.
+const OUTPUT_STEP: Duration = Duration::from_millis(20);
+
+/// How long [`CliSession::wait_for`] keeps looking at the output once the CLI has exited, for
+/// what was still in the pipe or on the terminal.
+const EXIT_GRACE: Duration = Duration::from_secs(1);
+
+/// The exact lines the plugin prints when the session ends normally.
+pub fn exit_line(session_id: &str) -> String {
+    format!("\n\nExiting session with sessionId: {session_id}.\n\n")
+}
+
+/// Bytes a reader thread appends to.
+type Captured = Arc<Mutex<Vec<u8>>>;
+
+/// Copies `stream` into `into` until it ends (EOF, or EIO from a PTY master whose terminal
+/// has no process left).
+fn capture(mut stream: impl Read + Send + 'static, into: Captured) -> JoinHandle<()> {
+    thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stream.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            into.lock()
+                .expect("no reader panics")
+                .extend_from_slice(&buf[..n]);
+        }
+    })
+}
+
+/// The AWS CLI running a session (e.g. from [`Plugin::start_session`]): input written by the
+/// test, output captured; killed on drop (closing its input ends the plugin too: stdin EOF on a
+/// pipe, hangup on a terminal). Every wait is bounded by [`POLL_LIMIT`].
+pub struct CliSession {
+    /// The AWS CLI process.
+    pub child: Child,
+    input: Option<File>,
+    output: Captured,
+    errors: Captured,
+    readers: Vec<JoinHandle<()>>,
+}
+
+impl CliSession {
+    /// Runs `command` with stdin, stdout and stderr on pipes (stderr kept apart from stdout).
+    pub fn over_pipes(mut command: Command) -> CliSession {
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("can start the AWS CLI");
+        let input = File::from(OwnedFd::from(child.stdin.take().expect("stdin is piped")));
+        let (output, errors) = (Captured::default(), Captured::default());
+        let readers = vec![
+            capture(child.stdout.take().expect("piped"), output.clone()),
+            capture(child.stderr.take().expect("piped"), errors.clone()),
+        ];
+        CliSession {
+            child,
+            input: Some(input),
+            output,
+            errors,
+            readers,
+        }
+    }
+
+    /// The CLI `child`, already started on a terminal whose master side is `master`: the test
+    /// reads and writes the master. (The crate that opens the PTY is a dev-dependency: see
+    /// `session_cli::on_terminal`.)
+    pub fn on_terminal(child: Child, master: File) -> CliSession {
+        let output = Captured::default();
+        let reader = capture(
+            master.try_clone().expect("can duplicate the PTY master"),
+            output.clone(),
+        );
+        CliSession {
+            child,
+            input: Some(master),
+            output,
+            errors: Captured::default(),
+            readers: vec![reader],
+        }
+    }
+
+    /// Everything captured so far, carriage returns removed (a terminal's ONLCR and the remote
+    /// PTY add them).
+    pub fn text(&self) -> String {
+        let bytes = self.output.lock().expect("no reader panics").clone();
+        String::from_utf8_lossy(&bytes).replace('\r', "")
+    }
+
+    /// Stderr so far (empty on a terminal, where it is part of [`CliSession::text`]).
+    pub fn errors(&self) -> String {
+        let bytes = self.errors.lock().expect("no reader panics").clone();
+        String::from_utf8_lossy(&bytes).replace('\r', "")
+    }
+
+    /// Polls the output until `found` returns `Some`; panics with the output if it does not
+    /// within [`POLL_LIMIT`] or the CLI exits first.
+    pub fn wait_for<T>(&mut self, what: &str, found: impl Fn(&str) -> Option<T>) -> T {
+        let deadline = Instant::now() + POLL_LIMIT;
+        loop {
+            let text = self.text();
+            if let Some(value) = found(&text) {
+                return value;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                // Output written just before the exit may still be in the pipe: look again
+                // until the readers are done (a terminal's may never be: bounded).
+                let grace = Instant::now() + EXIT_GRACE;
+                loop {
+                    let finished = self.readers.iter().all(JoinHandle::is_finished);
+                    if let Some(value) = found(&self.text()) {
+                        return value;
+                    }
+                    if finished || Instant::now() > grace {
+                        break;
+                    }
+                    thread::sleep(OUTPUT_STEP);
+                }
+                panic!(
+                    "the CLI exited ({status}) before printing {what}; its output:\n{text}\nstderr:\n{}",
+                    self.errors()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the CLI did not print {what} within {POLL_LIMIT:?}; its output:\n{text}\nstderr:\n{}",
+                self.errors()
+            );
+            thread::sleep(OUTPUT_STEP);
+        }
+    }
+
+    /// Polls the output until it contains `needle` after byte `from` of [`CliSession::text`];
+    /// returns where the match ends.
+    pub fn wait_for_text(&mut self, needle: &str, from: usize) -> usize {
+        self.wait_for(&format!("{needle:?}"), |text| {
+            let tail = text.get(from..)?;
+            tail.find(needle).map(|at| from + at + needle.len())
+        })
+    }
+
+    /// Writes `text` to the CLI's input.
+    pub fn type_in(&mut self, text: &str) {
+        let input = self.input.as_mut().expect("input is open");
+        input.write_all(text.as_bytes()).expect("can write input");
+        input.flush().expect("can flush input");
+    }
+
+    /// The session id of the start line, once the shell has printed something after it (its
+    /// prompt), so that typed input reaches a running shell; and where that output starts.
+    pub fn wait_for_shell(&mut self) -> (String, usize) {
+        self.wait_for("the start line and the shell's first output", |text| {
+            let (_, rest) = text.split_once(START_LINE)?;
+            let (id, after) = rest.split_once('\n')?;
+            if after.is_empty() {
+                return None;
+            }
+            Some((id.to_owned(), text.len() - after.len()))
+        })
+    }
+
+    /// The session id of the start line, which must have been printed.
+    pub fn session_id(&self) -> String {
+        let text = self.text();
+        let (_, rest) = text.split_once(START_LINE).expect("the start line");
+        rest.split_once('\n')
+            .expect("a full start line")
+            .0
+            .to_owned()
+    }
+
+    /// Waits for the CLI to exit; returns its status. Panics with the output if it does not.
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + POLL_LIMIT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("can wait for the CLI") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the CLI still runs after {POLL_LIMIT:?}; its output:\n{}",
+                self.text()
+            );
+            thread::sleep(OUTPUT_STEP);
+        }
+    }
+
+    /// Waits for the CLI to exit and for its output to end; returns the status and the whole
+    /// output.
+    pub fn finish(&mut self) -> (ExitStatus, String) {
+        let status = self.wait_exit();
+        // The plugin is the CLI's child and has exited with it: the output streams end (a
+        // PTY's once its last slave descriptor closes, which may take our side too).
+        let deadline = Instant::now() + POLL_LIMIT;
+        while !self.readers.iter().all(JoinHandle::is_finished) && Instant::now() < deadline {
+            // On a terminal the exit line is the last thing printed.
+            if self.readers.len() == 1 && self.text().ends_with(".\n\n") {
+                break;
+            }
+            thread::sleep(OUTPUT_STEP);
+        }
+        (status, self.text())
+    }
+}
+
+impl Drop for CliSession {
+    fn drop(&mut self) {
+        self.input = None;
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if thread::panicking() {
+            eprintln!(
+                "----- output of aws ssm start-session -----\n{}\n----- stderr -----\n{}\n----- end -----",
+                self.text(),
+                self.errors()
+            );
+        }
     }
 }
 
