@@ -169,12 +169,20 @@ where
     let current = relay.detach(end, connection);
     if current && end == End::Client && !relay.is_closing() {
         super::on_client_gone(&emu, &session_id);
-        // §3.5 (b), §5 RECOMMENDATION: the agent sends and resends nothing while no client
-        // can take it, so the client's 10,000-frame incoming buffer cannot overflow with
-        // output made meanwhile, and nothing waits on front-only resends after the resume.
-        let pause = publication_frame(&emu, MessageType::PausePublication);
-        relay.pause_agent(pause);
-        tracing::debug!(session_id, "client gone: pause_publication to the agent");
+        if written == Some(WriterEnd::Disconnected) {
+            // §3.5 (b), §5 RECOMMENDATION: the service closed the client's socket and expects
+            // its ResumeSession; until then the agent sends and resends nothing, so output made
+            // meanwhile cannot pile up in the relay or overflow the client's 10,000-frame
+            // incoming buffer. Not when the client left by itself: a stdin/stdout client exits
+            // on stdin EOF and the agent must still see the destination's EOF to end the
+            // session (§7.5, verified with the real service), which a paused agent never reads.
+            let pause = publication_frame(&emu, MessageType::PausePublication);
+            relay.pause_agent(pause);
+            tracing::debug!(
+                session_id,
+                "client closed by the service: pause_publication"
+            );
+        }
     }
     tracing::info!(session_id, end = end.as_str(), "data channel closed");
 }
