@@ -10,22 +10,14 @@ mod common;
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path as UrlPath, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use ssm_agent_sim::net::Proxy;
 use ssm_agent_sim::{FleetConfig, InstanceConfig, Timings};
-use ssm_protocol::payload::{AgentJobReplyAck, to_json_bytes};
-use ssm_protocol::{Message, MessageType, Validation};
+use ssm_protocol::{Message, MessageType};
 use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -33,167 +25,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use common::jobs::{Event, Fake, ToAgent, app};
 use common::{INSTANCE, WAIT};
-
-// ---------------------------------------------------------------------------------------------
-// The fake service.
-// ---------------------------------------------------------------------------------------------
-
-/// What the fake saw, in order.
-#[derive(Debug)]
-enum Event {
-    /// `POST /` with `X-Amz-Target` and the exact body.
-    Api { target: String, body: String },
-    /// `POST /v1/control-channel/<id>`, the exact body, and the token answered.
-    CreateControlChannel {
-        path: String,
-        body: String,
-        token: String,
-    },
-    /// The websocket upgrade request.
-    Upgrade { uri: String, headers: HeaderMap },
-    /// The first text frame of a connection.
-    Open(String),
-    /// A binary frame from the agent (decoded with the plugin's strict checks).
-    Frame(Message),
-    /// The control socket ended.
-    Closed,
-}
-
-enum ToAgent {
-    Frame(Message),
-    Close,
-}
-
-struct Fake {
-    events: mpsc::UnboundedSender<Event>,
-    socket: Mutex<Option<mpsc::UnboundedSender<ToAgent>>>,
-    ack_replies: AtomicBool,
-    counter: AtomicU64,
-}
-
-impl Fake {
-    fn next_id(&self) -> u64 {
-        self.counter.fetch_add(1, Ordering::Relaxed) + 1
-    }
-
-    fn to_agent(&self, command: ToAgent) {
-        let socket = self.socket.lock().unwrap();
-        socket
-            .as_ref()
-            .expect("the agent has a control socket")
-            .send(command)
-            .ok();
-    }
-}
-
-fn app(fake: Arc<Fake>) -> Router {
-    Router::new()
-        .route("/", post(api))
-        .route(
-            "/v1/control-channel/{id}",
-            post(create_control_channel).get(control_socket),
-        )
-        .with_state(fake)
-}
-
-async fn api(State(fake): State<Arc<Fake>>, headers: HeaderMap, body: String) -> Response {
-    let target = headers
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    fake.events.send(Event::Api { target, body }).ok();
-    ([("content-type", "application/x-amz-json-1.1")], "{}").into_response()
-}
-
-async fn create_control_channel(State(fake): State<Arc<Fake>>, uri: Uri, body: String) -> Response {
-    let token = format!("cc-token-{}", fake.next_id());
-    fake.events
-        .send(Event::CreateControlChannel {
-            path: uri.path().to_owned(),
-            body,
-            token: token.clone(),
-        })
-        .ok();
-    // The recorded answer's shape (agent-startup.jsonl).
-    let xml = format!(
-        "<CreateControlChannelResponse><MessageSchemaVersion>1.0</MessageSchemaVersion>\
-         <TokenValue>{token}</TokenValue></CreateControlChannelResponse>"
-    );
-    (
-        StatusCode::CREATED,
-        [("content-type", "application/xml")],
-        xml,
-    )
-        .into_response()
-}
-
-async fn control_socket(
-    State(fake): State<Arc<Fake>>,
-    UrlPath(_id): UrlPath<String>,
-    uri: Uri,
-    headers: HeaderMap,
-    upgrade: WebSocketUpgrade,
-) -> Response {
-    fake.events
-        .send(Event::Upgrade {
-            uri: uri.to_string(),
-            headers,
-        })
-        .ok();
-    upgrade.on_upgrade(move |socket| serve_socket(fake, socket))
-}
-
-async fn serve_socket(fake: Arc<Fake>, socket: WebSocket) {
-    let (mut sink, mut stream) = socket.split();
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    *fake.socket.lock().unwrap() = Some(tx.clone());
-    loop {
-        tokio::select! {
-            command = rx.recv() => match command {
-                Some(ToAgent::Frame(message)) => {
-                    if sink.send(WsMessage::Binary(message.encode().into())).await.is_err() {
-                        break;
-                    }
-                }
-                Some(ToAgent::Close) | None => {
-                    let _ = sink.send(WsMessage::Close(None)).await;
-                    break;
-                }
-            },
-            frame = stream.next() => match frame {
-                Some(Ok(WsMessage::Text(text))) => {
-                    fake.events.send(Event::Open(text.to_string())).ok();
-                }
-                Some(Ok(WsMessage::Binary(bytes))) => {
-                    let message = Message::decode(&bytes, Validation::Client)
-                        .expect("the agent writes well-formed frames");
-                    if message.message_type == MessageType::AgentJobReply
-                        && fake.ack_replies.load(Ordering::Relaxed)
-                    {
-                        let reply: Value = serde_json::from_slice(&message.payload).unwrap();
-                        let ack = AgentJobReplyAck {
-                            job_id: reply["jobId"].as_str().unwrap().to_owned(),
-                            acknowledged_message_id: message.message_id.to_string(),
-                        };
-                        let mut frame = Message::new(
-                            MessageType::AgentJobReplyAck,
-                            1_795_387_387_688,
-                            Uuid::from_u128(u128::from(fake.next_id())),
-                        );
-                        frame.payload = to_json_bytes(&ack).unwrap();
-                        tx.send(ToAgent::Frame(frame)).ok();
-                    }
-                    fake.events.send(Event::Frame(message)).ok();
-                }
-                Some(Ok(_)) => {}
-                Some(Err(_)) | None => break,
-            },
-        }
-    }
-    fake.events.send(Event::Closed).ok();
-}
 
 // ---------------------------------------------------------------------------------------------
 // The harness: one agent against one fake.
@@ -212,13 +45,7 @@ struct Harness {
 
 impl Harness {
     async fn start(proxy: impl FnOnce(SocketAddr) -> Option<Proxy>) -> Harness {
-        let (events_tx, events) = mpsc::unbounded_channel();
-        let fake = Arc::new(Fake {
-            events: events_tx,
-            socket: Mutex::new(None),
-            ack_replies: AtomicBool::new(true),
-            counter: AtomicU64::new(0),
-        });
+        let (fake, events) = Fake::new();
         let shutdown = CancellationToken::new();
         let addr = common::serve(app(fake.clone()), &shutdown).await;
         let work = TempDir::new().unwrap();

@@ -12,28 +12,20 @@
 mod common;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::State;
-use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
-use axum::http::{HeaderMap, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use ssm_agent_sim::{
     AgentState, Fleet, FleetConfig, FleetHandle, InstanceConfig, PlannedCrash, Slowness, Timings,
 };
-use ssm_protocol::payload::{AgentJobReplyAck, to_json_bytes};
-use ssm_protocol::{Message, MessageType, Validation};
+use ssm_protocol::{Message, MessageType};
 use tempfile::TempDir;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use common::jobs::{Event, Fake, ToAgent, app};
 use common::{INSTANCE, WAIT};
 
 /// Long enough never to pass during a test: only a new setting releases what waits on it.
@@ -44,152 +36,6 @@ const MARKER_CALLS: usize = 3;
 
 /// An `interactive_shell` (agent-shell.jsonl's, with the session id replaced).
 const INTERACTIVE_SHELL: &str = r#"{"Content": "{\"DocumentName\": \"SSM-SessionManagerRunShell\", \"SessionId\": \"SESSION\", \"RunAsUser\": \"\", \"SessionOwner\": \"arn:aws:iam::123456789012:user/admin\", \"Parameters\": {}, \"DocumentContent\": {\"schemaVersion\": \"1.0\", \"description\": \"Session document\", \"sessionType\": \"Standard_Stream\", \"inputs\": {\"s3BucketName\": \"\", \"s3KeyPrefix\": \"\", \"s3EncryptionEnabled\": false, \"cloudWatchLogGroupName\": \"\", \"cloudWatchStreamingEnabled\": false, \"cloudWatchEncryptionEnabled\": false, \"kmsKeyId\": \"\", \"runAsEnabled\": false, \"runAsDefaultUser\": \"\", \"shellProfile\": {\"windows\": \"\", \"linux\": \"\"}}, \"parameters\": {}, \"properties\": {}}}", "TaskId": "SESSION", "Topic": "aws.ssm.startSession", "SchemaVersion": 1}"#;
-
-// ---------------------------------------------------------------------------------------------
-// The fake service.
-// ---------------------------------------------------------------------------------------------
-
-/// What the fake saw, in order.
-#[derive(Debug)]
-enum Event {
-    /// `POST /` with `X-Amz-Target` and the body.
-    Api { target: String, body: Value },
-    /// `POST /v1/control-channel/<id>`.
-    CreateControlChannel { path: String },
-    /// The control websocket upgrade.
-    Upgrade { uri: String },
-    /// The open frame of a control socket.
-    Open(Value),
-    /// A binary frame from the agent.
-    Frame(Message),
-    /// The control socket ended: with a Close frame from the agent, or without one.
-    Closed { close_frame: bool },
-    /// `POST /v1/data-channel/<session>`, refused.
-    CreateDataChannel,
-}
-
-struct Fake {
-    events: mpsc::UnboundedSender<Event>,
-    socket: Mutex<Option<mpsc::UnboundedSender<Message>>>,
-    counter: AtomicU64,
-}
-
-impl Fake {
-    fn next_id(&self) -> Uuid {
-        Uuid::from_u128(u128::from(self.counter.fetch_add(1, Ordering::Relaxed) + 1))
-    }
-
-    fn to_agent(&self, message: Message) {
-        let socket = self.socket.lock().unwrap();
-        socket
-            .as_ref()
-            .expect("the agent has a control socket")
-            .send(message)
-            .ok();
-    }
-}
-
-fn app(fake: Arc<Fake>) -> Router {
-    Router::new()
-        .route("/", post(api))
-        .route(
-            "/v1/control-channel/{id}",
-            post(create_control_channel).get(control_socket),
-        )
-        .route("/v1/data-channel/{id}", post(create_data_channel))
-        .with_state(fake)
-}
-
-async fn api(State(fake): State<Arc<Fake>>, headers: HeaderMap, body: String) -> Response {
-    let target = headers
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    let body = serde_json::from_str(&body).expect("the agent sends JSON");
-    fake.events.send(Event::Api { target, body }).ok();
-    ([("content-type", "application/x-amz-json-1.1")], "{}").into_response()
-}
-
-async fn create_control_channel(State(fake): State<Arc<Fake>>, uri: Uri) -> Response {
-    fake.events
-        .send(Event::CreateControlChannel {
-            path: uri.path().to_owned(),
-        })
-        .ok();
-    let xml = format!(
-        "<CreateControlChannelResponse><MessageSchemaVersion>1.0</MessageSchemaVersion>\
-         <TokenValue>cc-token-{}</TokenValue></CreateControlChannelResponse>",
-        fake.next_id()
-    );
-    (
-        StatusCode::CREATED,
-        [("content-type", "application/xml")],
-        xml,
-    )
-        .into_response()
-}
-
-async fn create_data_channel(State(fake): State<Arc<Fake>>) -> StatusCode {
-    fake.events.send(Event::CreateDataChannel).ok();
-    StatusCode::BAD_REQUEST
-}
-
-async fn control_socket(
-    State(fake): State<Arc<Fake>>,
-    uri: Uri,
-    upgrade: WebSocketUpgrade,
-) -> Response {
-    fake.events
-        .send(Event::Upgrade {
-            uri: uri.to_string(),
-        })
-        .ok();
-    upgrade.on_upgrade(move |socket| serve_socket(fake, socket))
-}
-
-async fn serve_socket(fake: Arc<Fake>, socket: WebSocket) {
-    let (mut sink, mut stream) = socket.split();
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    *fake.socket.lock().unwrap() = Some(tx.clone());
-    let close_frame = loop {
-        tokio::select! {
-            Some(message) = rx.recv() => {
-                let message: Message = message;
-                if sink.send(WsMessage::Binary(message.encode().into())).await.is_err() {
-                    break false;
-                }
-            }
-            frame = stream.next() => match frame {
-                Some(Ok(WsMessage::Text(text))) => {
-                    let open = serde_json::from_str(&text).expect("the open frame is JSON");
-                    fake.events.send(Event::Open(open)).ok();
-                }
-                Some(Ok(WsMessage::Binary(bytes))) => {
-                    let message = Message::decode(&bytes, Validation::Client)
-                        .expect("the agent writes well-formed frames");
-                    if message.message_type == MessageType::AgentJobReply {
-                        // As the service does: every reply is acknowledged.
-                        let reply: Value = serde_json::from_slice(&message.payload).unwrap();
-                        let ack = AgentJobReplyAck {
-                            job_id: reply["jobId"].as_str().unwrap().to_owned(),
-                            acknowledged_message_id: message.message_id.to_string(),
-                        };
-                        let mut frame =
-                            Message::new(MessageType::AgentJobReplyAck, 1_795_387_387_688, fake.next_id());
-                        frame.payload = to_json_bytes(&ack).unwrap();
-                        tx.send(frame).ok();
-                    }
-                    fake.events.send(Event::Frame(message)).ok();
-                }
-                Some(Ok(WsMessage::Close(_))) => break true,
-                Some(Ok(_)) => {}
-                Some(Err(_)) | None => break false,
-            },
-        }
-    };
-    fake.events.send(Event::Closed { close_frame }).ok();
-}
 
 // ---------------------------------------------------------------------------------------------
 // The harness: one agent against one fake, with the fleet's handle.
@@ -208,12 +54,7 @@ struct Harness {
 
 impl Harness {
     async fn start(agent_version: &str) -> Harness {
-        let (events_tx, events) = mpsc::unbounded_channel();
-        let fake = Arc::new(Fake {
-            events: events_tx,
-            socket: Mutex::new(None),
-            counter: AtomicU64::new(0),
-        });
+        let (fake, events) = Fake::new();
         let shutdown = CancellationToken::new();
         let addr = common::serve(app(fake.clone()), &shutdown).await;
         let work = TempDir::new().unwrap();
@@ -291,7 +132,7 @@ impl Harness {
         let minimal = match events.next() {
             Some(Event::Api { target, body }) => {
                 assert_eq!(target, "AmazonSSM.UpdateInstanceInformation");
-                body
+                json_of(&body)
             }
             other => panic!("the startup began with {other:?}"),
         };
@@ -308,11 +149,11 @@ impl Harness {
         let mut open = None;
         for event in events {
             match event {
-                Event::CreateControlChannel { path } => {
+                Event::CreateControlChannel { path, .. } => {
                     assert_eq!(path, format!("/v1/control-channel/{INSTANCE}"));
                     created = true;
                 }
-                Event::Upgrade { uri } => {
+                Event::Upgrade { uri, .. } => {
                     assert!(created, "CreateControlChannel before the upgrade");
                     assert_eq!(
                         uri,
@@ -320,11 +161,11 @@ impl Harness {
                     );
                     upgraded = true;
                 }
-                Event::Open(frame) => open = Some(frame),
+                Event::Open(frame) => open = Some(json_of(&frame)),
                 // The full report and tags race with the channel.
                 Event::Api { target, body } => {
                     if target == "AmazonSSM.UpdateInstanceInformation" {
-                        self.full_report = Some(body);
+                        self.full_report = Some(json_of(&body));
                     }
                 }
                 other => panic!("unexpected during startup: {other:?}"),
@@ -338,7 +179,7 @@ impl Harness {
         let id = self.fake.next_id();
         let mut message = Message::new(kind, 1_795_387_417_974, id);
         message.payload = payload.as_bytes().to_vec();
-        self.fake.to_agent(message);
+        self.fake.to_agent(ToAgent::Frame(message));
         id
     }
 
@@ -445,6 +286,11 @@ async fn exists_within(path: &Path) {
     tokio::time::timeout(WAIT, poll)
         .await
         .unwrap_or_else(|_| panic!("{} never appeared", path.display()));
+}
+
+/// A body or frame the agent sends as JSON.
+fn json_of(text: &str) -> Value {
+    serde_json::from_str(text).expect("the agent sends JSON")
 }
 
 fn is_job_frame(event: &Event) -> bool {
@@ -712,12 +558,12 @@ async fn an_old_agent_reports_its_version_everywhere() {
         None => match harness
             .until(
                 "the full report",
-                |e| matches!(e, Event::Api { body, .. } if body.get("AgentStatus").is_some()),
+                |e| matches!(e, Event::Api { body, .. } if json_of(body).get("AgentStatus").is_some()),
             )
             .await
             .pop()
         {
-            Some(Event::Api { body, .. }) => body,
+            Some(Event::Api { body, .. }) => json_of(&body),
             other => unreachable!("{other:?}"),
         },
     };
