@@ -5,9 +5,9 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use common::{Harness, process_running, session_user, task_complete, text};
+use common::{Harness, session_user, task_complete, text, until_process};
 use serde_json::{Value, json};
 use ssm_protocol::payload::MgsPayload;
 use ssm_protocol::{Flags, Message, MessageType, PayloadType};
@@ -245,22 +245,16 @@ async fn control_c_interrupts_a_non_interactive_command() {
     h.start_session(session, &payload).await;
     handshake(&mut h).await;
     h.resize(80, 24);
-    h.pump_until("sleep started", |_| process_running(&["sleep", "4118"]))
+    h.pump_until("Size acked", |h| h.client.unacked() == 0)
         .await;
+    until_process(&["sleep", "4118"], true, "sleep started").await;
     h.type_in("\u{3}");
     h.pump_until("the end", ended).await;
 
     assert_eq!(payloads(&h, PayloadType::ExitCode), ["EXIT_CODE: -1"]);
     assert_terminating_then_success(&h, session);
     assert_eq!(h.client.unacked(), 0, "Size and input acked");
-    let gone = async {
-        while process_running(&["sleep", "4118"]) {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(5), gone)
-        .await
-        .expect("the sleep was interrupted");
+    until_process(&["sleep", "4118"], false, "the sleep was interrupted").await;
     h.stop().await;
 }
 

@@ -9,7 +9,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Event, Harness, process_running, session_user, task_complete, text};
+use common::{Event, Harness, session_user, task_complete, text, until_process};
 use ssm_protocol::{Flags, MessageType, PayloadType};
 
 /// The `interactive_shell` payload of agent-shell.jsonl, verbatim (session `sess-shell-0002`,
@@ -108,15 +108,7 @@ async fn channel_closed_on_the_control_channel_kills_the_shell() {
     h.type_in("sleep 4117\n");
     h.pump_until("echo", |h| h.output_text().contains("sleep 4117\r\n"))
         .await;
-    // Polled apart from the pump: once the echo is in, no frame may come to re-check it.
-    let started = async {
-        while !process_running(&sleep) {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(5), started)
-        .await
-        .expect("sleep started");
+    until_process(&sleep, true, "sleep started").await;
 
     h.to_control(MessageType::ChannelClosed, CHANNEL_CLOSED);
     h.pump_until("agent_task_complete", |h| {
@@ -130,14 +122,7 @@ async fn channel_closed_on_the_control_channel_kills_the_shell() {
     let complete = h.controls_of(&MessageType::AgentTaskComplete)[0];
     assert_eq!(text(complete), task_complete(session, "Success", ""));
 
-    let gone = async {
-        while process_running(&sleep) {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(5), gone)
-        .await
-        .expect("the shell's process group was killed");
+    until_process(&sleep, false, "the shell's process group was killed").await;
     h.stop().await;
 }
 

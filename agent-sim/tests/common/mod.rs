@@ -540,6 +540,20 @@ pub fn process_running(argv: &[&str]) -> bool {
     })
 }
 
+/// Waits until a process with exactly this command line runs (`running`) or is gone (not
+/// `running`); panics with `what` after [`WAIT`]. Polled apart from [`Harness::pump_until`],
+/// whose checks run only when a frame comes.
+pub async fn until_process(argv: &[&str], running: bool, what: &str) {
+    let wait = async {
+        while process_running(argv) != running {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(WAIT, wait)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: not within {WAIT:?}"));
+}
+
 pub fn text(message: &Message) -> String {
     String::from_utf8(message.payload.clone()).unwrap()
 }
