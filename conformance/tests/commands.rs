@@ -13,11 +13,11 @@ use std::time::Duration;
 
 use axum::extract::ws::{Message as WsMessage, WebSocket};
 use serde_json::Value;
-use ssm_protocol::payload::{Acknowledge, to_json_bytes};
-use ssm_protocol::{Flags, Message, MessageType, PayloadType, Validation};
+use ssm_protocol::payload::Acknowledge;
+use ssm_protocol::{Message, MessageType, PayloadType, Validation};
 use tokio::sync::mpsc;
 
-use common::{Client, fake_data_channel, next_id, now_ms, output_message, ssm_session};
+use common::{Client, ack, fake_data_channel, output_message, ssm_session_at};
 
 const SESSION: &str = "sess-0f1e2d3c4b5a69788";
 const WAIT: Duration = Duration::from_secs(15);
@@ -29,32 +29,12 @@ const HANDSHAKE_COMPLETE: &str = r#"{"HandshakeTimeToComplete":992030,"CustomerM
 
 impl Client {
     fn start(addr: SocketAddr) -> Client {
-        let response = serde_json::json!({
-            "SessionId": SESSION,
-            "TokenValue": "tok-0",
-            "StreamUrl": format!("ws://{addr}/v1/data-channel/{SESSION}?role=publish_subscribe"),
-        });
-        let mut command = ssm_session(
-            "AWS_SSM_START_SESSION_RESPONSE",
-            "{\"Target\": \"i-0123456789abcdef0\", \"DocumentName\": \"AWS-StartNonInteractiveCommand\"}",
-            &format!("http://{addr}"),
-        );
-        command.env("AWS_SSM_START_SESSION_RESPONSE", response.to_string());
-        Client::spawn(&mut command, WAIT)
+        let parameters = "{\"Target\": \"i-0123456789abcdef0\", \"DocumentName\": \"AWS-StartNonInteractiveCommand\"}";
+        Client::spawn(
+            &mut ssm_session_at(addr, SESSION, "tok-0", parameters),
+            WAIT,
+        )
     }
-}
-
-fn ack(of: &Message) -> Vec<u8> {
-    let mut message = Message::new(MessageType::Acknowledge, now_ms(), next_id());
-    message.flags = Flags::ACK;
-    message.payload = to_json_bytes(&Acknowledge {
-        message_type: of.message_type.to_string(),
-        message_id: of.message_id.to_string(),
-        sequence_number: of.sequence_number,
-        is_sequential_message: true,
-    })
-    .unwrap();
-    message.encode()
 }
 
 fn channel_closed() -> Vec<u8> {

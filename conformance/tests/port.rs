@@ -17,7 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-use common::{Client, fake_data_channel, now_ms, ssm_session};
+use common::{Client, fake_data_channel, now_ms, ssm_session_at};
 
 const SESSION: &str = "sess-df175a79ae04437fb";
 const WAIT: Duration = Duration::from_secs(15);
@@ -168,16 +168,8 @@ fn assert_input(message: &Message, seq: i64, payload_type: PayloadType, payload:
 
 impl Client {
     fn start(addr: SocketAddr) -> Client {
-        let url = format!("ws://{addr}/v1/data-channel/{SESSION}?role=publish_subscribe");
-        let response =
-            serde_json::json!({"SessionId": SESSION, "TokenValue": "tok-0", "StreamUrl": url});
-        let mut command = ssm_session(
-            "AWS_SSM_START_SESSION_RESPONSE",
-            "{\"Target\": \"i-0123456789abcdef0\"}",
-            &format!("http://{addr}"),
-        );
-        command.env("AWS_SSM_START_SESSION_RESPONSE", response.to_string());
-        Client::spawn(&mut command, WAIT)
+        let target = "{\"Target\": \"i-0123456789abcdef0\"}";
+        Client::spawn(&mut ssm_session_at(addr, SESSION, "tok-0", target), WAIT)
     }
 
     /// The local port from the `Port <N> opened` line.

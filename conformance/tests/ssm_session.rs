@@ -17,12 +17,12 @@ use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::routing::{any, post};
-use ssm_protocol::payload::{Acknowledge, OpenDataChannelInput, to_json_bytes};
-use ssm_protocol::{Flags, Message, MessageType, PayloadType, Validation};
+use ssm_protocol::payload::{Acknowledge, OpenDataChannelInput};
+use ssm_protocol::{Message, MessageType, PayloadType, Validation};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use common::{Client, next_id, now_ms, output, send, ssm_session};
+use common::{Client, ack, output, send, ssm_session_at, stream_url};
 
 const SESSION: &str = "sess-76898a33130340f09";
 const WAIT: Duration = Duration::from_secs(15);
@@ -64,7 +64,7 @@ impl Fake {
             sockets: sockets_tx,
             calls: calls_tx,
             resume_tokens: resume_tokens.clone(),
-            stream_url: stream_url(addr),
+            stream_url: stream_url(addr, SESSION),
         };
         let app = Router::new()
             .route("/v1/data-channel/{id}", any(data_channel))
@@ -92,10 +92,6 @@ impl Fake {
             .expect("ssm-session calls the API")
             .unwrap()
     }
-}
-
-fn stream_url(addr: SocketAddr) -> String {
-    format!("ws://{addr}/v1/data-channel/{SESSION}?role=publish_subscribe")
 }
 
 async fn data_channel(ws: WebSocketUpgrade, State(state): State<FakeState>) -> impl IntoResponse {
@@ -137,18 +133,8 @@ impl Client {
     /// Starts the 6-argument form with the response in AWS_SSM_START_SESSION_RESPONSE, as the
     /// AWS CLI does (trace `plugin_argv`).
     fn start(addr: SocketAddr, token: &str) -> Client {
-        let response = serde_json::json!({
-            "SessionId": SESSION,
-            "TokenValue": token,
-            "StreamUrl": stream_url(addr),
-        });
-        let mut command = ssm_session(
-            "AWS_SSM_START_SESSION_RESPONSE",
-            "{\"Target\": \"i-0123456789abcdef0\"}",
-            &format!("http://{addr}"),
-        );
-        command.env("AWS_SSM_START_SESSION_RESPONSE", response.to_string());
-        Client::spawn(&mut command, WAIT)
+        let target = "{\"Target\": \"i-0123456789abcdef0\"}";
+        Client::spawn(&mut ssm_session_at(addr, SESSION, token, target), WAIT)
     }
 }
 
@@ -221,19 +207,6 @@ async fn open(ws: &mut WebSocket, token: &str) -> OpenDataChannelInput {
     Uuid::parse_str(&parsed.request_id).unwrap();
     Uuid::parse_str(&parsed.client_id).unwrap();
     parsed
-}
-
-fn ack(of: &Message) -> Vec<u8> {
-    let mut message = Message::new(MessageType::Acknowledge, now_ms(), next_id());
-    message.flags = Flags(3);
-    message.payload = to_json_bytes(&Acknowledge {
-        message_type: of.message_type.to_string(),
-        message_id: of.message_id.to_string(),
-        sequence_number: of.sequence_number,
-        is_sequential_message: true,
-    })
-    .unwrap();
-    message.encode()
 }
 
 fn channel_closed(output: &str) -> Vec<u8> {

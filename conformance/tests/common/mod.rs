@@ -16,7 +16,7 @@ use axum::extract::State;
 use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::response::IntoResponse;
 use axum::routing::any;
-use ssm_protocol::payload::{ChannelClosed, to_json_bytes};
+use ssm_protocol::payload::{Acknowledge, ChannelClosed, to_json_bytes};
 use ssm_protocol::{Flags, Message, MessageType, PayloadType};
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -41,6 +41,29 @@ pub fn ssm_session(response: &str, parameters: &str, endpoint: &str) -> Command 
         .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
         .env("AWS_SECRET_ACCESS_KEY", "secrettest")
         .env_remove("AWS_SESSION_TOKEN");
+    command
+}
+
+/// The plain `ws://` StreamUrl of `session`'s data channel on a fake at `addr`.
+pub fn stream_url(addr: SocketAddr, session: &str) -> String {
+    format!("ws://{addr}/v1/data-channel/{session}?role=publish_subscribe")
+}
+
+/// [`ssm_session`] against a plain fake at `addr`, the StartSession response (`session`,
+/// `token`, [`stream_url`]) in AWS_SSM_START_SESSION_RESPONSE as the AWS CLI passes it (trace
+/// `plugin_argv`).
+pub fn ssm_session_at(addr: SocketAddr, session: &str, token: &str, parameters: &str) -> Command {
+    let response = serde_json::json!({
+        "SessionId": session,
+        "TokenValue": token,
+        "StreamUrl": stream_url(addr, session),
+    });
+    let mut command = ssm_session(
+        "AWS_SSM_START_SESSION_RESPONSE",
+        parameters,
+        &format!("http://{addr}"),
+    );
+    command.env("AWS_SSM_START_SESSION_RESPONSE", response.to_string());
     command
 }
 
@@ -209,6 +232,20 @@ pub fn channel_closed(session: &str, output: &str) -> Vec<u8> {
         session.to_owned(),
         output.to_owned(),
     ))
+    .unwrap();
+    message.encode()
+}
+
+/// The `acknowledge` of `of`, as the agent writes it, encoded.
+pub fn ack(of: &Message) -> Vec<u8> {
+    let mut message = Message::new(MessageType::Acknowledge, now_ms(), next_id());
+    message.flags = Flags::ACK;
+    message.payload = to_json_bytes(&Acknowledge {
+        message_type: of.message_type.to_string(),
+        message_id: of.message_id.to_string(),
+        sequence_number: of.sequence_number,
+        is_sequential_message: true,
+    })
     .unwrap();
     message.encode()
 }
