@@ -142,17 +142,15 @@ where
         return;
     };
     let connection = relay.attach(end);
-    if end == End::Client {
-        super::on_client_attached(&emu, &session_id);
-        if relay.take_agent_paused() {
-            // §3.5 (b), §5: the client is back (its open frame accepted); the agent resumes.
-            let start = publication_frame(&emu, MessageType::StartPublication);
-            relay.apply(vec![RelayEffect::Inject {
-                end: End::Agent,
-                bytes: start,
-            }]);
-            tracing::debug!(session_id, "client back: start_publication to the agent");
-        }
+    super::on_end_attached(&emu, &session_id, &relay);
+    if end == End::Client && relay.take_agent_paused() {
+        // §3.5 (b), §5: the client is back (its open frame accepted); the agent resumes.
+        let start = publication_frame(&emu, MessageType::StartPublication);
+        relay.apply(vec![RelayEffect::Inject {
+            end: End::Agent,
+            bytes: start,
+        }]);
+        tracing::debug!(session_id, "client back: start_publication to the agent");
     }
     tracing::info!(session_id, end = end.as_str(), "data channel open");
     let (mut sink, mut stream) = socket.split();
@@ -167,22 +165,26 @@ where
         let _ = tokio::time::timeout(CLOSE_HANDSHAKE_LIMIT, &mut reading).await;
     }
     let current = relay.detach(end, connection);
-    if current && end == End::Client && !relay.is_closing() {
-        super::on_client_gone(&emu, &session_id);
-        if written == Some(WriterEnd::Disconnected) {
-            // §3.5 (b), §5 RECOMMENDATION: the service closed the client's socket and expects
-            // its ResumeSession; until then the agent sends and resends nothing, so output made
-            // meanwhile cannot pile up in the relay or overflow the client's 10,000-frame
-            // incoming buffer. Not when the client left by itself: a stdin/stdout client exits
-            // on stdin EOF and the agent must still see the destination's EOF to end the
-            // session (§7.5, verified with the real service), which a paused agent never reads.
-            let pause = publication_frame(&emu, MessageType::PausePublication);
-            relay.pause_agent(pause);
-            tracing::debug!(
-                session_id,
-                "client closed by the service: pause_publication"
-            );
-        }
+    if current && !relay.is_closing() {
+        super::on_end_gone(&emu, &session_id);
+    }
+    if current
+        && end == End::Client
+        && !relay.is_closing()
+        && written == Some(WriterEnd::Disconnected)
+    {
+        // §3.5 (b), §5 RECOMMENDATION: the service closed the client's socket and expects
+        // its ResumeSession; until then the agent sends and resends nothing, so output made
+        // meanwhile cannot pile up in the relay or overflow the client's 10,000-frame
+        // incoming buffer. Not when the client left by itself: a stdin/stdout client exits
+        // on stdin EOF and the agent must still see the destination's EOF to end the
+        // session (§7.5, verified with the real service), which a paused agent never reads.
+        let pause = publication_frame(&emu, MessageType::PausePublication);
+        relay.pause_agent(pause);
+        tracing::debug!(
+            session_id,
+            "client closed by the service: pause_publication"
+        );
     }
     tracing::info!(session_id, end = end.as_str(), "data channel closed");
 }
@@ -369,5 +371,55 @@ where
             activity.record(end, &bytes, || emu.now());
         }
         relay.forward(end, bytes, opcode);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::pin::Pin;
+    use std::sync::Arc;
+    use std::task::{Context, Poll};
+
+    use futures_util::FutureExt;
+
+    use super::*;
+    use crate::sessions::relay::PassThrough;
+
+    /// A socket that is gone: it takes nothing.
+    struct Gone;
+
+    impl Sink<WsMessage> for Gone {
+        type Error = ();
+        fn poll_ready(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), ()>> {
+            Poll::Ready(Err(()))
+        }
+        fn start_send(self: Pin<&mut Self>, _: WsMessage) -> Result<(), ()> {
+            Err(())
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), ()>> {
+            Poll::Ready(Err(()))
+        }
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), ()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_socket_that_is_gone_takes_no_frame_off_the_queue() {
+        let relay = Relay::new("s".into(), Arc::new(PassThrough));
+        let old = relay.attach(End::Client);
+        relay.forward(End::Agent, vec![1, 2, 3], Opcode::Binary);
+        // The writer of the dead socket stops at once and waits for its reader to notice.
+        assert!(
+            write_loop(&relay, End::Client, old, &mut Gone)
+                .now_or_never()
+                .is_none()
+        );
+        assert!(relay.detach(End::Client, old));
+        let new = relay.attach(End::Client);
+        assert!(matches!(
+            relay.next(End::Client, new, Instant::now()),
+            Next::Send(bytes, Opcode::Binary) if bytes == [1, 2, 3]
+        ));
     }
 }
