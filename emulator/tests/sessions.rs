@@ -1258,3 +1258,24 @@ async fn the_audit_record_and_output_urls_serve_what_happened() {
         assert!(body["message"].is_string(), "{body}");
     }
 }
+
+#[tokio::test]
+async fn a_lost_agent_data_channel_is_disconnected_until_the_agent_dials_again() {
+    let t = TestEmu::new();
+    let addr = serve(&t).await;
+    let mut agent = Agent::connect(&t, addr, A).await;
+    let mut live = live_session(&t, addr, &mut agent, json!({"Target": A})).await;
+
+    // The agent's link goes (a dead proxy, an agent-link cut): its data socket is gone while
+    // the client is still there.
+    drop(live.data);
+    wait_status(&t, &live.id, SessionStatus::Disconnected).await;
+    let listed = describe(&t, json!({"State": "Active"})).await;
+    assert_eq!(listed[0]["Status"], "Disconnected");
+
+    // The agent re-dials its data channel (§9.1): the session is Connected again and frames
+    // flow both ways on the new socket.
+    live.data = agent.open_data(&t, addr, &live.id).await;
+    wait_status(&t, &live.id, SessionStatus::Connected).await;
+    client_to_agent(&mut live, keys(0)).await;
+}

@@ -142,9 +142,7 @@ where
         return;
     };
     let connection = relay.attach(end);
-    if end == End::Client {
-        super::on_client_attached(&emu, &session_id);
-    }
+    super::on_end_attached(&emu, &session_id, &relay);
     if end == End::Client && relay.take_agent_paused() {
         // §3.5 (b), §5: the client is back (its open frame accepted); the agent resumes.
         let start = publication_frame(&emu, MessageType::StartPublication);
@@ -167,8 +165,8 @@ where
         let _ = tokio::time::timeout(CLOSE_HANDSHAKE_LIMIT, &mut reading).await;
     }
     let current = relay.detach(end, connection);
-    if current && end == End::Client && !relay.is_closing() {
-        super::on_client_gone(&emu, &session_id);
+    if current && !relay.is_closing() {
+        super::on_end_gone(&emu, &session_id);
     }
     if current
         && end == End::Client

@@ -15,8 +15,9 @@
 //!   end replaces the older one.
 //!
 //! Status: `Connecting` at start; `Connected` when the agent reports `agent_session_state`
-//! Connected; `Terminating` when it reports Terminating; `Disconnected` when the client's
-//! socket goes away without TerminateSession (until the client re-attaches); `Terminated`
+//! Connected; `Terminating` when it reports Terminating; `Disconnected` when either end's
+//! socket goes away without the session ending (until both ends are attached again: the
+//! client by ResumeSession, the agent by re-dialling its data channel); `Terminated`
 //! after TerminateSession, a successful `agent_task_complete` or expiry; `Failed` after a
 //! failed `agent_task_complete`. [`EndReason`] records which.
 
@@ -423,8 +424,11 @@ pub(crate) fn on_agent_session_state(emu: &Emulator, session_id: &str, state: &S
     });
 }
 
-/// The client attached (again): a Disconnected session is back.
-fn on_client_attached(emu: &Emulator, session_id: &str) {
+/// An end attached (again): a Disconnected session is back once both ends are there.
+fn on_end_attached(emu: &Emulator, session_id: &str, relay: &Relay) {
+    if !(relay.is_attached(End::Client) && relay.is_attached(End::Agent)) {
+        return;
+    }
     emu.with_state(|s| {
         if let Some(session) = s.sessions.get_mut(session_id)
             && session.status == SessionStatus::Disconnected
@@ -438,8 +442,11 @@ fn on_client_attached(emu: &Emulator, session_id: &str) {
     });
 }
 
-/// The client's socket went away without TerminateSession.
-fn on_client_gone(emu: &Emulator, session_id: &str) {
+/// An end's socket went away without the session ending: the client's (it may ResumeSession)
+/// or the agent's (a lost link: the agent re-dials its data channel, §9.1, unless it cannot
+/// reach the service, as in an agent-link cut). Either way the session is Disconnected until
+/// both ends are back, and the idle timeout ends it if they never are.
+fn on_end_gone(emu: &Emulator, session_id: &str) {
     emu.with_state(|s| {
         if let Some(session) = s.sessions.get_mut(session_id)
             && matches!(

@@ -286,6 +286,11 @@ impl Relay {
         id
     }
 
+    /// Whether `end` has a connection now.
+    pub(crate) fn is_attached(&self, end: End) -> bool {
+        self.lock().ends[end.index()].current.is_some()
+    }
+
     /// Forgets connection `id` of `end` if it is still the current one; returns whether it was.
     pub(crate) fn detach(&self, end: End, id: u64) -> bool {
         let mut inner = self.lock();
