@@ -36,9 +36,9 @@ mod api;
 pub mod clock;
 pub mod config;
 pub mod control;
-pub mod faults;
 /// SSM documents: the AWS-owned ones, the account's own, and parameter resolution.
 mod documents;
+pub mod faults;
 pub mod fleet;
 /// MDS (`ec2messages`): Run Command for agents that poll.
 mod mds;
