@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use ssm_agent_sim::InstanceConfig;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -246,14 +247,22 @@ async fn run_online(
     let counters = Arc::new(Mutex::new(Counters::default()));
     let sampling = CancellationToken::new();
     let sampler = tokio::spawn(sample(emulator.clone(), counters.clone(), sampling.clone()));
+    // A workload starts only once every timeline step at or before its time has been done, so
+    // a fault set "at 0s" is in force for a workload "at 0s" in every run (a race there made
+    // the same seed give different counts).
+    let (steps_done, _) = watch::channel(0usize);
     let mut handles: Vec<JoinHandle<Outcome>> = Vec::new();
     for (index, workload) in scenario.workload.iter().enumerate() {
         let kind = workload.kind().expect("checked when the file was read");
         let ctx = ctx.clone();
         let at = workload.at;
         let baseline = baselines.remove(&index);
+        let steps_before = scenario.timeline.iter().filter(|s| s.at <= at).count();
+        let mut steps_done = steps_done.subscribe();
         handles.push(tokio::spawn(async move {
             tokio::time::sleep_until(ctx.start + at).await;
+            // An error means the timeline task ended: nothing more will happen before us.
+            let _ = steps_done.wait_for(|done| *done >= steps_before).await;
             run_workload(&ctx, kind, baseline).await
         }));
     }
@@ -263,6 +272,7 @@ async fn run_online(
         ctx.client,
         counters.clone(),
         ctx.start,
+        steps_done,
     ));
 
     let timeout = scenario.timeout.unwrap_or(DEFAULT_SCENARIO_TIMEOUT);
@@ -421,11 +431,12 @@ async fn run_timeline(
     client: Client,
     counters: Arc<Mutex<Counters>>,
     start: Instant,
+    steps_done: watch::Sender<usize>,
 ) -> Vec<Event> {
     let mut steps: Vec<_> = scenario.timeline.iter().collect();
     steps.sort_by_key(|step| step.at);
     let mut events = Vec::new();
-    for step in steps {
+    for (done, step) in steps.into_iter().enumerate() {
         tokio::time::sleep_until(start + step.at).await;
         let action = step.action().expect("checked when the file was read");
         let what = describe(&action);
@@ -443,6 +454,7 @@ async fn run_timeline(
             outcome,
             failed,
         });
+        steps_done.send_replace(done + 1);
     }
     events
 }
