@@ -23,8 +23,8 @@ use std::time::Duration;
 use aws_sdk_ssm::config::retry::RetryConfig;
 use aws_sdk_ssm::config::{BehaviorVersion, Credentials, Region, SharedCredentialsProvider};
 use aws_ssm_bridge::{
-    CloseReason, EndpointPolicy, PortForwardConfig, PortForwarder, SessionBuilder, SessionManager,
-    ShutdownSignal,
+    CloseReason, EndpointPolicy, PortForwardConfig, PortForwarder, Session, SessionBuilder,
+    SessionManager, ShutdownSignal,
 };
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -88,6 +88,25 @@ fn builder(target: &str) -> SessionBuilder {
         .ready_timeout(LIMIT)
 }
 
+/// StartSession and the data channel through the bridge, again while the answer is
+/// TargetNotConnected (bounded): Online comes from the agent's first report, a moment before
+/// its control channel is open, and until then the service (like AWS) refuses sessions.
+async fn start(emu: &Emulator, session: impl Fn() -> SessionBuilder) -> Session {
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    loop {
+        match session().start_with(&manager(emu)).await {
+            Ok(started) => return started,
+            Err(e)
+                if format!("{e:?}").contains("TargetNotConnected")
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("StartSession and data channel: {e}\n{}", emu.log()),
+        }
+    }
+}
+
 /// The status DescribeSessions gives session `id` in the History, once it is listed there
 /// (bounded poll: the emulator records the end as the agent reports it).
 async fn history_status(emu: &Emulator, id: &str) -> String {
@@ -125,10 +144,7 @@ async fn history_status(emu: &Emulator, id: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shell_through_aws_ssm_bridge_evaluates_input_and_ends_on_exit() {
     let (emu, target) = emulator_with_one_agent();
-    let session = builder(&target)
-        .start_with(&manager(&emu))
-        .await
-        .unwrap_or_else(|e| panic!("StartSession and data channel: {e}\n{}", emu.log()));
+    let session = start(&emu, || builder(&target)).await;
     // Subscribed before anything can arrive that we wait for: output is not replayed.
     let mut output = session.output();
     // A shell has no handshake: ready is the first output (the prompt).
@@ -243,13 +259,7 @@ fn hex(bytes: &[u8]) -> String {
 async fn port_forwarding_through_aws_ssm_bridge_round_trips_bytes_intact() {
     let (emu, target) = emulator_with_one_agent();
     let (server_port, server_digest) = complementing_server(TRANSFER).await;
-    let session = Arc::new(
-        builder(&target)
-            .port_forward(server_port)
-            .start_with(&manager(&emu))
-            .await
-            .unwrap_or_else(|e| panic!("StartSession and data channel: {e}\n{}", emu.log())),
-    );
+    let session = Arc::new(start(&emu, || builder(&target).port_forward(server_port)).await);
     let forwarder = PortForwarder::bind(PortForwardConfig::default())
         .await
         .expect("bind the local port");
